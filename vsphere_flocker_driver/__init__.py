@@ -1,0 +1,53 @@
+"""
+vsphere_flocker_driver: Flocker's block-device backend for VMware vSphere.
+
+The agent loads ``FLOCKER_BACKEND`` (through the ``vsphere_flocker_plugin``
+module named in agent.yml) and calls its factory with the ``dataset`` section.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+from .blockdevice import VsphereBlockDeviceAPI
+from .config import configuration_from_dataset
+from .flocker_api import BackendDescription, DeployerType
+from .guest import SysfsGuest
+from .operations import VsphereOperations
+from .vcenter import VCenter
+
+__version__ = "1.0.0.dev0"
+
+#: The keys agent.yml must give (``password`` may come from ``password_file``).
+REQUIRED_CONFIG = frozenset(
+    ["vc_ip", "username", "datacenter_name", "datastore_name"])
+
+
+def vsphere_from_configuration(cluster_id, guest_root="/", **dataset):
+    """
+    Build the backend from agent.yml's ``dataset`` section, and check it
+    against vCenter (datacenter and datastore exist), so that a wrong
+    configuration stops the agent at start-up with one clear message.
+
+    :param UUID cluster_id: The Flocker cluster.
+    :param text guest_root: The folder standing for this node's ``/``.
+    :param dataset: The section's other keys.
+    :raises ConfigurationError: a key is wrong.
+    :raises VCenterUnavailable: vCenter cannot be reached or refused the login.
+    :returns VsphereBlockDeviceAPI:
+    """
+    config = configuration_from_dataset(cluster_id, dataset)
+    operations = VsphereOperations(VCenter(config), config)
+    operations.inventory()
+    return VsphereBlockDeviceAPI(config, operations, SysfsGuest(guest_root))
+
+
+FLOCKER_BACKEND = BackendDescription(
+    name="vsphere_flocker_plugin",
+    needs_reactor=False,
+    needs_cluster_id=True,
+    required_config=REQUIRED_CONFIG,
+    api_factory=vsphere_from_configuration,
+    deployer_type=DeployerType.block,
+)
+
+__all__ = ["FLOCKER_BACKEND", "VsphereBlockDeviceAPI",
+           "vsphere_from_configuration", "__version__"]

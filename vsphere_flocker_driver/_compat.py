@@ -1,0 +1,61 @@
+"""
+The few places where Python 2.7 and Python 3 differ for this project.
+
+Flocker's agent runs this library on Python 2.7; everything else runs on
+Python 3.  Every other module imports these names instead of testing the
+interpreter version itself.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import time
+
+import six
+
+PY2 = six.PY2
+
+#: The type of text (``unicode`` on 2.7, ``str`` on 3).
+text_type = six.text_type
+
+#: Types that count as a string in configuration files.
+string_types = six.string_types
+
+#: Integer types (``int`` and ``long`` on 2.7).
+integer_types = six.integer_types
+
+if PY2:  # pragma: no cover - exercised by the Python 2.7 test run
+    # Python 2.7 has no monotonic clock in the standard library; time.time is
+    # the best available and is only used to bound waits.
+    monotonic = getattr(time, "monotonic", time.time)
+else:
+    monotonic = time.monotonic
+
+
+def to_text(value, encoding="utf-8"):
+    """
+    Return ``value`` as text, decoding bytes (from sysfs, SOAP) as UTF-8.
+
+    :param value: text or bytes.
+    :rtype: text
+    """
+    if isinstance(value, bytes):
+        return value.decode(encoding)
+    return text_type(value)
+
+
+def native_string(value):
+    """
+    Return ``value`` as the interpreter's native ``str`` (bytes on 2.7).
+
+    pyVmomi 7 on Python 2.7 expects native strings in a few places (paths,
+    names of managed-object types).
+    """
+    if PY2 and isinstance(value, text_type):  # pragma: no cover
+        return value.encode("utf-8")
+    return value
+
+
+__all__ = [
+    "PY2", "text_type", "string_types", "integer_types", "monotonic",
+    "to_text", "native_string",
+]

@@ -1,0 +1,111 @@
+"""
+Eliot fields, actions and messages of this project, declared once.
+
+Nothing here configures where logs go: the agent (or a test) adds Eliot
+destinations.  No field ever carries a password, a session cookie or a ticket.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+from eliot import ActionType, Field, MessageType, register_exception_extractor
+
+from ._compat import text_type
+from .errors import TaskFailed, TaskTimeout, VCenterUnavailable
+
+_PREFIX = "vsphere_flocker_driver:"
+
+
+def _text_field(key, description):
+    return Field(key, lambda value: None if value is None else text_type(value),
+                 description)
+
+
+def _int_field(key, description):
+    return Field(key, lambda value: None if value is None else int(value),
+                 description)
+
+
+BLOCKDEVICE_ID = _text_field("blockdevice_id", "The id of a Flocker volume.")
+DATASET_ID = _text_field("dataset_id", "The id of a Flocker dataset.")
+SIZE = _int_field("size", "A volume size in bytes.")
+PROFILE = _text_field("profile", "A storage profile name.")
+NODE_ID = _text_field("node_id", "A node id: a VM's instance UUID.")
+ATTACH_TO = _text_field("attach_to", "The node id a volume is attached to.")
+COUNT = _int_field("count", "How many items a call returned.")
+DEVICE_PATH = _text_field("device_path", "The guest's device node of a disk.")
+DISK_UUID = _text_field("disk_uuid", "A virtual disk's UUID.")
+DISK_PATH = _text_field("disk_path", "A disk's datastore path.")
+HOST = _text_field("host", "The vCenter host name or address.")
+PORT = _int_field("port", "The vCenter port.")
+USERNAME = _text_field("username", "The vCenter user (never the password).")
+METHOD = _text_field("method", "The vSphere API method called.")
+TARGET = _text_field("target", "The managed object a method was called on.")
+TASK = _text_field("task", "A vCenter task's managed object id.")
+DESCRIPTION = _text_field("description", "What a task is doing.")
+VM = _text_field("vm", "A virtual machine's managed object id.")
+REASON = _text_field("reason", "Why something happened, as one sentence.")
+ATTEMPT = _int_field("attempt", "The number of an attempt, from 1.")
+
+# The backend operations, one action each.
+CREATE_VOLUME = ActionType(
+    _PREFIX + "create_volume", [DATASET_ID, SIZE, PROFILE], [BLOCKDEVICE_ID],
+    "A volume is being created.")
+DESTROY_VOLUME = ActionType(
+    _PREFIX + "destroy_volume", [BLOCKDEVICE_ID], [],
+    "A volume is being destroyed.")
+ATTACH_VOLUME = ActionType(
+    _PREFIX + "attach_volume", [BLOCKDEVICE_ID, ATTACH_TO], [],
+    "A volume is being attached to a node.")
+DETACH_VOLUME = ActionType(
+    _PREFIX + "detach_volume", [BLOCKDEVICE_ID], [],
+    "A volume is being detached from its node.")
+LIST_VOLUMES = ActionType(
+    _PREFIX + "list_volumes", [], [COUNT],
+    "This cluster's volumes are being listed.")
+GET_DEVICE_PATH = ActionType(
+    _PREFIX + "get_device_path", [BLOCKDEVICE_ID], [DEVICE_PATH],
+    "The guest device of an attached volume is being looked up.")
+COMPUTE_INSTANCE_ID = ActionType(
+    _PREFIX + "compute_instance_id", [], [NODE_ID],
+    "This node's VM is being looked up by its BIOS UUID.")
+
+# Talking to vCenter.
+LOGIN = ActionType(
+    _PREFIX + "vcenter:login", [HOST, PORT, USERNAME], [],
+    "A vCenter session is being opened.")
+VCENTER_CALL = ActionType(
+    _PREFIX + "vcenter:call", [METHOD, TARGET], [],
+    "A vSphere API method is being called.")
+WAIT_FOR_TASK = ActionType(
+    _PREFIX + "vcenter:wait_for_task", [TASK, DESCRIPTION], [],
+    "The driver waits for a vCenter task to finish.")
+RECONFIGURE_VM = ActionType(
+    _PREFIX + "vcenter:reconfigure", [VM, DESCRIPTION], [],
+    "A VM's devices are being changed.")
+SESSION_EXPIRED = MessageType(
+    _PREFIX + "vcenter:session_expired", [ATTEMPT],
+    "vCenter no longer knows the session; the driver logs in again and retries.")
+TLS_VERIFICATION_DISABLED = MessageType(
+    _PREFIX + "vcenter:tls_verification_disabled", [HOST, PORT],
+    "The vCenter certificate is not verified: a man in the middle could "
+    "read the password.")
+FOLDER_CREATED = MessageType(
+    _PREFIX + "layout:folder_created", [DISK_PATH],
+    "A folder for volumes was created on a datastore.")
+
+
+def _fault_fields(fault):
+    """The parts of a vSphere fault that help an operator, never secrets."""
+    return {
+        "fault": type(fault).__name__,
+        "fault_message": text_type(getattr(fault, "msg", "") or ""),
+    }
+
+
+register_exception_extractor(TaskFailed, lambda error: dict(
+    _fault_fields(error.fault), task=error.task))
+register_exception_extractor(TaskTimeout, lambda error: {
+    "task": error.task, "state": text_type(error.state),
+    "timeout": error.timeout})
+register_exception_extractor(VCenterUnavailable, lambda error: {
+    "host": error.host, "port": error.port})

@@ -1,0 +1,314 @@
+"""
+``VsphereBlockDeviceAPI``: Flocker's block-device backend on vSphere.
+
+This class speaks only Flocker's language (volumes, datasets, nodes).  vSphere
+is reached through ``IVsphereOperations``; the guest through ``IGuest``.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import threading
+from uuid import UUID
+
+import bitmath
+from zope.interface import implementer
+
+from ._compat import integer_types, text_type
+from ._logging import (
+    ATTACH_VOLUME, COMPUTE_INSTANCE_ID, CREATE_VOLUME, DESTROY_VOLUME,
+    DETACH_VOLUME, GET_DEVICE_PATH, LIST_VOLUMES,
+)
+from .devices import (
+    attach_disk_spec, detach_disk_spec, find_disk, normalise_disk_uuid,
+)
+from .errors import (
+    AmbiguousInstance, AttachedVolumeNotDestroyed, DeviceNotFound, DiskLocked,
+    NoFreeDiskSlot, VirtualMachineNotFound,
+)
+from .flocker_api import (
+    AlreadyAttachedVolume, BlockDeviceVolume, IBlockDeviceAPI,
+    UnattachedVolume, UnknownInstanceID, UnknownVolume,
+)
+from .guest import GuestIdentityUnknown
+from .layout import ClusterLayout, blockdevice_id_for, parse_dataset_id
+
+#: Sizes are whole MiB; vSphere itself counts in KiB.
+ALLOCATION_UNIT = int(bitmath.MiB(1).bytes)
+
+#: The largest VMDK vSphere supports (62 TiB).
+MAXIMUM_SIZE = int(bitmath.TiB(62).bytes)
+
+
+class NodeNotFound(UnknownInstanceID):
+    """
+    This node's VM cannot be found in vCenter (an ``UnknownInstanceID``).
+
+    :ivar text reason: What was tried and the likely cause.
+    """
+    def __init__(self, api, reason):
+        UnknownInstanceID.__init__(self, api)
+        self.reason = reason
+
+    def __str__(self):
+        return "Cannot find this node's virtual machine: {}".format(self.reason)
+
+
+def _validate_size(size):
+    if isinstance(size, bool) or not isinstance(size, integer_types):
+        raise TypeError("A volume size is a whole number of bytes, not {!r}".format(
+            size))
+    if size <= 0:
+        raise ValueError("A volume size must be positive, not {}".format(size))
+    if size > MAXIMUM_SIZE:
+        raise ValueError(
+            "A volume size must be at most 62 TiB (vSphere's largest disk), "
+            "not {}".format(bitmath.Byte(size).best_prefix()))
+    if size % ALLOCATION_UNIT:
+        raise ValueError(
+            "A volume size must be a multiple of the allocation unit "
+            "({} bytes), not {}".format(ALLOCATION_UNIT, size))
+
+
+def _validate_dataset_id(dataset_id):
+    if not isinstance(dataset_id, UUID):
+        raise TypeError("A dataset id is a UUID, not {!r}".format(dataset_id))
+
+
+@implementer(IBlockDeviceAPI)
+class VsphereBlockDeviceAPI(object):
+    """
+    Flocker volumes as VMDK files in a datastore folder, attached to the VMs
+    that run the containers.
+
+    :param VsphereConfiguration config:
+    :param IVsphereOperations operations: vSphere, as the backend needs it.
+    :param IGuest guest: This node.
+    """
+
+    def __init__(self, config, operations, guest):
+        self._config = config
+        self._operations = operations
+        self._guest = guest
+        self._layout = ClusterLayout(
+            datastore=config.datastore_name,
+            volume_folder=config.volume_folder,
+            cluster_id=config.cluster_id)
+        self._instance_id = None
+        self._instance_lock = threading.Lock()
+
+    # -- finding things --------------------------------------------------------
+
+    def _disk(self, blockdevice_id):
+        """The volume's disk, or ``UnknownVolume``."""
+        dataset_id = parse_dataset_id(blockdevice_id)
+        if dataset_id is not None:
+            for disk in self._operations.search_disks(self._layout, dataset_id):
+                if disk.dataset_id == dataset_id:
+                    return disk
+        raise UnknownVolume(_as_text(blockdevice_id))
+
+    def _holder(self, disk, vms):
+        """The VM holding ``disk`` and the device there, or ``(None, None)``."""
+        file_name = text_type(disk.path)
+        for vm in vms:
+            device = find_disk(vm.devices, file_name)
+            if device is not None:
+                return vm, device
+        return None, None
+
+    @staticmethod
+    def _volume(disk, attached_to=None):
+        return BlockDeviceVolume(
+            blockdevice_id=blockdevice_id_for(disk.dataset_id),
+            size=disk.size, attached_to=attached_to, dataset_id=disk.dataset_id)
+
+    # -- IBlockDeviceAPI ---------------------------------------------------------
+
+    def allocation_unit(self):
+        """
+        1 MiB: vSphere sizes disks in KiB, and whole MiB keep them aligned.
+        """
+        return ALLOCATION_UNIT
+
+    def compute_instance_id(self):
+        """
+        This node's id: the instance UUID of the one VM with this guest's BIOS
+        UUID.  Computed once.
+
+        :raises UnknownInstanceID: no VM, or several VMs, match.
+        """
+        with self._instance_lock:
+            if self._instance_id is None:
+                with COMPUTE_INSTANCE_ID() as action:
+                    self._instance_id = self._find_instance_id()
+                    action.add_success_fields(node_id=self._instance_id)
+            return self._instance_id
+
+    def _find_instance_id(self):
+        try:
+            candidates = self._guest.bios_uuids()
+        except GuestIdentityUnknown as error:
+            raise NodeNotFound(self, text_type(error))
+        for bios_uuid in candidates:
+            vms = self._operations.find_vms_by_bios_uuid(bios_uuid)
+            if len(vms) > 1:
+                raise AmbiguousInstance(bios_uuid, sorted(vm.name for vm in vms))
+            if vms:
+                return vms[0].instance_uuid
+        raise NodeNotFound(self, (
+            "no virtual machine in datacenter {} has BIOS UUID {}; is this "
+            "node a VM of that datacenter?").format(
+                self._config.datacenter_name, " or ".join(candidates)))
+
+    def create_volume(self, dataset_id, size):
+        """
+        Create an unattached volume of ``size`` bytes for ``dataset_id``.
+
+        :raises DatasetAlreadyHasVolume: the dataset has a volume already.
+        :returns BlockDeviceVolume:
+        """
+        _validate_dataset_id(dataset_id)
+        _validate_size(size)
+        with CREATE_VOLUME(dataset_id=dataset_id, size=size,
+                           profile=None) as action:
+            path = self._layout.disk_path(dataset_id)
+            self._operations.ensure_folder(self._layout.folder)
+            self._operations.create_disk(path, dataset_id, size // 1024)
+            volume = BlockDeviceVolume(
+                blockdevice_id=blockdevice_id_for(dataset_id), size=size,
+                attached_to=None, dataset_id=dataset_id)
+            action.add_success_fields(blockdevice_id=volume.blockdevice_id)
+            return volume
+
+    def destroy_volume(self, blockdevice_id):
+        """
+        Delete the volume's disk.  A disk that a VM holds is never deleted.
+
+        :raises UnknownVolume:
+        :raises AttachedVolumeNotDestroyed: it is attached.
+        """
+        with DESTROY_VOLUME(blockdevice_id=blockdevice_id):
+            disk = self._disk(blockdevice_id)
+            holder, _ = self._holder(disk, self._operations.virtual_machines())
+            if holder is not None:
+                raise AttachedVolumeNotDestroyed(
+                    blockdevice_id, holder.instance_uuid)
+            try:
+                deleted = self._operations.delete_disk(disk.path)
+            except DiskLocked:
+                raise AttachedVolumeNotDestroyed(blockdevice_id, "another VM")
+            if not deleted:
+                raise UnknownVolume(blockdevice_id)
+
+    def attach_volume(self, blockdevice_id, attach_to):
+        """
+        Attach the volume to the VM whose instance UUID is ``attach_to``.
+
+        The volume's attachment is checked before the target is looked up, so
+        an attached volume is ``AlreadyAttachedVolume`` whatever the target.
+
+        :raises UnknownVolume:
+        :raises AlreadyAttachedVolume:
+        :raises VirtualMachineNotFound: no VM is ``attach_to``.
+        :raises NoFreeDiskSlot: the VM has no room for another disk.
+        """
+        with ATTACH_VOLUME(blockdevice_id=blockdevice_id, attach_to=attach_to):
+            disk = self._disk(blockdevice_id)
+            vms = self._operations.virtual_machines()
+            holder, _ = self._holder(disk, vms)
+            if holder is not None:
+                raise AlreadyAttachedVolume(blockdevice_id)
+            target = [vm for vm in vms
+                      if vm.instance_uuid == text_type(attach_to).lower()]
+            if not target:
+                raise VirtualMachineNotFound(attach_to)
+            vm = target[0]
+            spec = attach_disk_spec(vm.devices, text_type(disk.path),
+                                    disk.size // 1024,
+                                    self._config.scsi_controller_type)
+            if spec is None:
+                raise NoFreeDiskSlot(vm.name)
+            try:
+                self._operations.reconfigure(
+                    vm, spec, "attach {}".format(disk.path), disk_path=disk.path)
+            except DiskLocked:
+                raise AlreadyAttachedVolume(blockdevice_id)
+            return self._volume(disk, attached_to=attach_to)
+
+    def detach_volume(self, blockdevice_id):
+        """
+        Detach the volume from its VM; its file stays.
+
+        :raises UnknownVolume:
+        :raises UnattachedVolume:
+        """
+        with DETACH_VOLUME(blockdevice_id=blockdevice_id):
+            disk = self._disk(blockdevice_id)
+            holder, device = self._holder(
+                disk, self._operations.virtual_machines())
+            if holder is None:
+                raise UnattachedVolume(blockdevice_id)
+            if (self._instance_id is not None
+                    and holder.instance_uuid == self._instance_id
+                    and getattr(device.backing, "uuid", None)):
+                # The guest lets go of the device first, so the kernel does
+                # not keep a dead disk.
+                self._guest.release_disk(normalise_disk_uuid(device.backing.uuid))
+            self._operations.reconfigure(
+                holder, detach_disk_spec(device), "detach {}".format(disk.path))
+
+    def list_volumes(self):
+        """
+        This cluster's volumes: one datastore search and one VM retrieval,
+        however many volumes and VMs there are.
+        """
+        with LIST_VOLUMES() as action:
+            disks = self._operations.search_disks(self._layout)
+            holders = {}
+            if disks:
+                for vm in self._operations.virtual_machines():
+                    for device in vm.devices:
+                        file_name = getattr(getattr(device, "backing", None),
+                                            "fileName", None)
+                        if file_name:
+                            holders[file_name] = vm.instance_uuid
+            volumes = [self._volume(disk, holders.get(text_type(disk.path)))
+                       for disk in disks]
+            action.add_success_fields(count=len(volumes))
+            return volumes
+
+    def get_device_path(self, blockdevice_id):
+        """
+        The device node of the volume on this node.
+
+        :raises UnknownVolume:
+        :raises UnattachedVolume: not attached to this node.
+        :raises DeviceNotFound: attached, but the guest shows no such disk.
+        """
+        with GET_DEVICE_PATH(blockdevice_id=blockdevice_id) as action:
+            disk = self._disk(blockdevice_id)
+            holder, device = self._holder(
+                disk, self._operations.virtual_machines())
+            if holder is None or holder.instance_uuid != self.compute_instance_id():
+                raise UnattachedVolume(blockdevice_id)
+            uuid = getattr(device.backing, "uuid", None)
+            if not uuid:
+                raise DeviceNotFound(blockdevice_id, None,
+                                     "vCenter reports no UUID for the disk")
+            disk_uuid = normalise_disk_uuid(uuid)
+            path = self._guest.device_for_disk(disk_uuid)
+            if path is None:
+                raise DeviceNotFound(blockdevice_id, disk_uuid, (
+                    "no block device has SCSI identifier naa.{}; is "
+                    "disk.EnableUUID TRUE on this VM?").format(disk_uuid))
+            action.add_success_fields(device_path=path.path)
+            return path
+
+
+def _as_text(value):
+    """``value`` as text, for an exception built with what the caller gave."""
+    if isinstance(value, text_type):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return text_type(value)

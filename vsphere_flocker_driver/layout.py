@@ -1,0 +1,150 @@
+"""
+Where a cluster's volumes live on a datastore, and how ids map to files.
+
+Each volume is the disk ``[<datastore>] <folder>/<cluster id>/<dataset id>.vmdk``.
+Its ``blockdevice_id`` is the dataset id's canonical text, so it resolves to
+exactly one path without a search over VMs, can never name anything outside the
+cluster's folder, and one dataset can never get two disks (the file name is
+taken).  The size comes from the disk itself (``capacityKb``), and the cluster
+from the folder: nothing is kept in side files.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import re
+from uuid import UUID
+
+from pyrsistent import PClass, field
+from pyVmomi import vim
+
+from ._compat import string_types, text_type
+
+_DISK_SUFFIX = ".vmdk"
+_CANONICAL_UUID = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class DatastorePath(PClass):
+    """
+    A file on a datastore, as vSphere names it: ``[datastore] folder/file``.
+    """
+    datastore = field(type=text_type, mandatory=True)
+    path = field(type=text_type, mandatory=True)
+
+    def __str__(self):
+        return "[{}] {}".format(self.datastore, self.path)
+
+    def child(self, name):
+        """The path of ``name`` inside this folder."""
+        return DatastorePath(datastore=self.datastore,
+                             path="{}/{}".format(self.path.rstrip("/"), name))
+
+
+def parse_dataset_id(text):
+    """
+    The dataset id in a volume's canonical text, or ``None``.
+
+    Only the exact lowercase form ``str(uuid)`` is accepted, so no other text
+    (paths, wildcards, brackets, another case) ever reaches a datastore path.
+    """
+    if not isinstance(text, string_types) or not _CANONICAL_UUID.match(text):
+        return None
+    return UUID(text)
+
+
+def blockdevice_id_for(dataset_id):
+    """The ``blockdevice_id`` of the volume holding ``dataset_id``."""
+    return text_type(dataset_id)
+
+
+class ClusterLayout(PClass):
+    """
+    One cluster's folder on one datastore.
+
+    :ivar text datastore: The datastore's name.
+    :ivar text volume_folder: The top folder shared by every cluster.
+    :ivar UUID cluster_id: This Flocker cluster.
+    """
+    datastore = field(type=text_type, mandatory=True)
+    volume_folder = field(type=text_type, mandatory=True)
+    cluster_id = field(type=UUID, mandatory=True)
+
+    @property
+    def folder(self):
+        """The folder holding this cluster's disks."""
+        return DatastorePath(
+            datastore=self.datastore,
+            path="{}/{}".format(self.volume_folder, self.cluster_id))
+
+    def disk_path(self, dataset_id):
+        """The disk of the volume holding ``dataset_id``."""
+        return self.folder.child(disk_file_name(dataset_id))
+
+
+def disk_file_name(dataset_id):
+    """The file name of the disk holding ``dataset_id``."""
+    return "{}{}".format(dataset_id, _DISK_SUFFIX)
+
+
+def dataset_id_of_file(file_name):
+    """
+    The dataset id of a disk this driver created, from its file name, or
+    ``None`` for any other file (foreign files are never touched).
+    """
+    if not file_name.endswith(_DISK_SUFFIX):
+        return None
+    return parse_dataset_id(file_name[:-len(_DISK_SUFFIX)])
+
+
+def disk_search_spec(file_name=None):
+    """
+    A datastore search for the disks in one folder (or just one of them).
+
+    ``details.fileType`` is asked for so that results are ``VmDiskFileInfo``
+    carrying ``capacityKb``; an explicit ``matchPattern`` is given because
+    some datastore implementations match nothing without one.
+    """
+    return vim.host.DatastoreBrowser.SearchSpec(
+        query=[vim.host.DatastoreBrowser.VmDiskQuery(
+            details=vim.host.DatastoreBrowser.VmDiskQuery.Details(
+                capacityKb=True, diskType=True, thin=True))],
+        details=vim.host.DatastoreBrowser.FileInfo.Details(
+            fileType=True, fileSize=True, modification=False, fileOwner=False),
+        matchPattern=[file_name or "*" + _DISK_SUFFIX],
+        searchCaseInsensitive=False,
+        sortFoldersFirst=False)
+
+
+class DiskFile(PClass):
+    """
+    A volume's disk as the datastore reports it.
+
+    :ivar DatastorePath path: Where it is.
+    :ivar UUID dataset_id: From its name.
+    :ivar int size: Its capacity in bytes.
+    """
+    path = field(type=DatastorePath, mandatory=True)
+    dataset_id = field(type=UUID, mandatory=True)
+    size = field(type=int, mandatory=True)
+
+
+def disks_from_search(layout, result):
+    """
+    The volumes' disks in a search result of this cluster's folder.
+
+    Files not named like a dataset's disk, and disks whose capacity is not
+    known (not a complete disk descriptor), are left out.
+
+    :param ClusterLayout layout:
+    :param result: the ``HostDatastoreBrowserSearchResults`` (or ``None``).
+    :returns: a list of ``DiskFile``.
+    """
+    disks = []
+    for info in getattr(result, "file", None) or ():
+        dataset_id = dataset_id_of_file(info.path)
+        capacity_kb = getattr(info, "capacityKb", None)
+        if dataset_id is None or not capacity_kb:
+            continue
+        disks.append(DiskFile(path=layout.disk_path(dataset_id),
+                              dataset_id=dataset_id, size=int(capacity_kb) * 1024))
+    return disks

@@ -1,0 +1,394 @@
+"""
+The vCenter session: TLS, login, re-login, calls, property retrieval, tasks.
+
+This is the only module that builds pyVmomi connections.  Every SOAP request
+the driver makes goes through :meth:`VCenter.call`, so each one is logged as an
+Eliot action, re-authenticated once when the session expired, and bounded by
+the operation timeout.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import hashlib
+import socket
+import ssl
+import threading
+
+from pyVmomi import SoapStubAdapter, vim, vmodl
+from six.moves import http_client
+
+from ._compat import monotonic, native_string, text_type
+from ._logging import (
+    LOGIN, SESSION_EXPIRED, TLS_VERIFICATION_DISABLED, VCENTER_CALL,
+    WAIT_FOR_TASK,
+)
+from .errors import (
+    ConfigurationError, TaskFailed, TaskTimeout, VCenterUnavailable,
+)
+
+#: The API version spoken: vSphere 6.0, which every supported vCenter knows.
+API_VERSION = "vim.version.version10"
+
+#: Errors of the network or TLS below SOAP: vCenter is not reachable.
+_NETWORK_ERRORS = (socket.error, ssl.SSLError, ssl.CertificateError,
+                   http_client.HTTPException)
+
+_TERMINAL_TASK_STATES = ("success", "error")
+
+# A WaitForUpdatesEx call returns after at most this long even when nothing
+# changed, so that the overall deadline is checked regularly.
+_MAX_WAIT_SECONDS = 60
+
+
+class CertificateMismatch(ssl.SSLError):
+    """The server's certificate does not have the pinned fingerprint."""
+
+
+def _method_name(method):
+    """
+    The vSphere name of a bound pyVmomi method, for logs.
+
+    pyVmomi binds methods as closures over their ``ManagedMethod`` info; when
+    that changes, the log says "unknown" rather than failing the call.
+    """
+    for cell in getattr(method, "__closure__", None) or ():
+        info = cell.cell_contents
+        name = getattr(info, "wsdlName", None)
+        if name:
+            return text_type(name)
+    return "unknown"
+
+
+def _pinned_connection(base, fingerprint):
+    """
+    An HTTPS connection class that accepts only a certificate whose SHA-256
+    (64 hex digits) or SHA-1 (40) fingerprint is ``fingerprint``.
+
+    Checked on the connection that carries the requests, right after the
+    handshake, so no other connection can be substituted.
+    """
+    digest = hashlib.sha256 if len(fingerprint) == 64 else hashlib.sha1
+
+    class PinnedHTTPSConnection(base):
+        def connect(self):
+            base.connect(self)
+            seen = digest(self.sock.getpeercert(True)).hexdigest()
+            if seen != fingerprint:
+                self.close()
+                raise CertificateMismatch(
+                    "the server's certificate fingerprint is {}, not the "
+                    "configured ssl_thumbprint".format(seen))
+    return PinnedHTTPSConnection
+
+
+def ssl_context(config):
+    """
+    The TLS context for ``config``: verify against the system's CAs (or
+    ``ssl_ca_file``) unless verification is turned off or a fingerprint is
+    pinned (the pin then replaces CA verification, as for self-signed vCenter
+    certificates).
+
+    :param VsphereConfiguration config:
+    :rtype: ssl.SSLContext
+    """
+    if config.ssl_verify_cert and config.ssl_thumbprint is None:
+        context = ssl.create_default_context(cafile=config.ssl_ca_file)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.ssl_cert_file is not None:
+        context.load_cert_chain(config.ssl_cert_file, config.ssl_key_file)
+    return context
+
+
+class VCenter(object):
+    """
+    One vCenter session, opened lazily and opened again when it expires.
+
+    Safe to use from several threads: pyVmomi's stub pools its connections,
+    and logging in is serialised.
+
+    :ivar config: The ``VsphereConfiguration``.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self._lock = threading.Lock()
+        self._stub = None
+        self._content = None
+        # Bumped by every login, so a thread that saw an expired session can
+        # tell whether another thread already logged in again.
+        self._generation = 0
+
+    # -- the session ---------------------------------------------------------
+
+    def _new_stub(self):
+        config = self.config
+        stub = SoapStubAdapter(
+            host=native_string(config.vc_host), port=config.vc_port,
+            version=API_VERSION, sslContext=ssl_context(config),
+            connectionPoolTimeout=0)
+        # pyVmomi 7.0.3 has no request timeout parameter; both 7 and later
+        # pass schemeArgs on to the HTTPS connection.
+        stub.schemeArgs["timeout"] = config.operation_timeout
+        if config.ssl_thumbprint is not None:
+            stub.scheme = _pinned_connection(stub.scheme, config.ssl_thumbprint)
+        return stub
+
+    def _login(self):
+        """Open a new session; the caller holds the lock."""
+        config = self.config
+        with LOGIN(host=config.vc_host, port=config.vc_port,
+                   username=config.username):
+            if not config.ssl_verify_cert and config.ssl_thumbprint is None:
+                TLS_VERIFICATION_DISABLED(
+                    host=config.vc_host, port=config.vc_port).write()
+            stub = self._stub or self._new_stub()
+            instance = vim.ServiceInstance("ServiceInstance", stub)
+            try:
+                content = instance.RetrieveContent()
+                content.sessionManager.Login(
+                    native_string(config.username),
+                    native_string(config.password.reveal()))
+            except vim.fault.InvalidLogin:
+                raise VCenterUnavailable(
+                    config.vc_host, config.vc_port,
+                    "vCenter refused the login of user {}: check username and "
+                    "password".format(config.username))
+            except _NETWORK_ERRORS as error:
+                raise VCenterUnavailable(
+                    config.vc_host, config.vc_port, _describe_network_error(error))
+            self._stub = stub
+            self._content = content
+            self._generation += 1
+
+    def content(self):
+        """The ``ServiceContent`` of a logged-in session."""
+        content = self._content
+        if content is None:
+            with self._lock:
+                if self._content is None:
+                    self._login()
+                content = self._content
+        return content
+
+    def close(self):
+        """Log out, if logged in."""
+        with self._lock:
+            content, self._content = self._content, None
+            if content is not None:
+                try:
+                    content.sessionManager.Logout()
+                except (vim.fault.NotAuthenticated,) + _NETWORK_ERRORS:
+                    pass
+
+    def _relogin(self, generation):
+        with self._lock:
+            if self._generation == generation:
+                self._content = None
+                self._login()
+
+    # -- calls ---------------------------------------------------------------
+
+    def call(self, method, *args, **kwargs):
+        """
+        Call a bound pyVmomi method as one logged SOAP request.
+
+        A session vCenter no longer knows (``NotAuthenticated``: expired, or
+        terminated by an administrator) is opened again and the call retried
+        once.  Faults of vSphere are raised as pyVmomi raises them, for the
+        caller to translate at the narrowest place.
+
+        :raises VCenterUnavailable: vCenter cannot be reached.
+        """
+        self.content()
+        target = getattr(getattr(method, "__self__", None), "_moId", None)
+        with VCENTER_CALL(method=_method_name(method), target=target):
+            for attempt in (1, 2):
+                generation = self._generation
+                try:
+                    return method(*args, **kwargs)
+                except vim.fault.NotAuthenticated:
+                    if attempt == 2:
+                        raise
+                    SESSION_EXPIRED(attempt=attempt).write()
+                    self._relogin(generation)
+                except _NETWORK_ERRORS as error:
+                    raise VCenterUnavailable(
+                        self.config.vc_host, self.config.vc_port,
+                        _describe_network_error(error))
+
+    def retrieve(self, specs):
+        """
+        Retrieve properties with as few requests as vCenter allows.
+
+        :param specs: ``PropertyFilterSpec`` objects.
+        :returns: a list of ``(managed object, {property path: value})``.
+        """
+        collector = self.content().propertyCollector
+        options = vmodl.query.PropertyCollector.RetrieveOptions()
+        result = self.call(collector.RetrievePropertiesEx, specSet=list(specs),
+                           options=options)
+        contents = []
+        while result is not None:
+            contents.extend(result.objects)
+            if not result.token:
+                break
+            result = self.call(collector.ContinueRetrievePropertiesEx,
+                               token=result.token)
+        return [(content.obj, dict((prop.name, prop.val)
+                                   for prop in content.propSet or ()))
+                for content in contents]
+
+    # -- tasks ---------------------------------------------------------------
+
+    def run_task(self, method, description, *args, **kwargs):
+        """
+        Start a task with ``method`` and wait for it.
+
+        :returns: the task's ``info.result``.
+        :raises TaskFailed: the task ended in error (its fault attached).
+        :raises TaskTimeout: it did not end within the operation timeout.
+        """
+        task = self.call(method, *args, **kwargs)
+        return self.wait_for_task(task, description)
+
+    def wait_for_task(self, task, description):
+        """
+        Wait for ``task`` to end, driven by vCenter's property updates.
+
+        Only ``info.state``, ``info.error`` and ``info.result`` are read: the
+        whole ``info`` of some tasks does not deserialise (see the notes on
+        VirtualDiskManager tasks).  A task that has already ended costs one
+        request; otherwise a private property collector waits for updates,
+        bounded by the operation timeout.
+        """
+        with WAIT_FOR_TASK(task=task._moId, description=description):
+            info = self._task_info(task)
+            if info.get("info.state") not in _TERMINAL_TASK_STATES:
+                info = self._wait_for_task_update(task, description)
+            if info.get("info.state") == "error":
+                raise TaskFailed(task._moId, description, info.get("info.error"))
+            return info.get("info.result")
+
+    def _task_spec(self, task):
+        return vmodl.query.PropertyCollector.FilterSpec(
+            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(
+                type=vim.Task,
+                pathSet=["info.state", "info.error", "info.result"])])
+
+    def _task_info(self, task):
+        for _, properties in self.retrieve([self._task_spec(task)]):
+            return properties
+        return {}
+
+    def _wait_for_task_update(self, task, description):
+        timeout = self.config.operation_timeout
+        deadline = monotonic() + timeout
+        collector = self.call(
+            self.content().propertyCollector.CreatePropertyCollector)
+        try:
+            self.call(collector.CreateFilter, self._task_spec(task),
+                      partialUpdates=False)
+            version = ""
+            info = {}
+            while True:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    raise TaskTimeout(task._moId, description,
+                                      info.get("info.state"), timeout)
+                options = vmodl.query.PropertyCollector.WaitOptions(
+                    maxWaitSeconds=max(1, int(min(remaining, _MAX_WAIT_SECONDS))))
+                update = self.call(collector.WaitForUpdatesEx, version, options)
+                if update is None:
+                    continue
+                version = update.version
+                for filter_update in update.filterSet or ():
+                    for object_update in filter_update.objectSet or ():
+                        for change in object_update.changeSet or ():
+                            info[change.name] = change.val
+                if info.get("info.state") in _TERMINAL_TASK_STATES:
+                    return info
+        finally:
+            self.call(collector.DestroyPropertyCollector)
+
+    # -- the inventory -------------------------------------------------------
+
+    def find_datacenter(self, name):
+        """
+        The datacenter called ``name``, wherever it is in the folders.
+
+        :returns: ``(datacenter, {"vmFolder": …, "datastore": […]})``
+        :raises ConfigurationError: no datacenter has that name.
+        """
+        found = dict(
+            (properties["name"], (datacenter, properties))
+            for datacenter, properties in self.retrieve([_inventory_spec(
+                self.content().rootFolder, vim.Datacenter,
+                ["name", "vmFolder", "datastore"])]))
+        if name not in found:
+            raise ConfigurationError("datacenter_name", _not_found(
+                "datacenter", name, found))
+        return found[name]
+
+    def find_datastores(self, datastores):
+        """
+        The name, browser and local URL of each datastore.
+
+        :returns: ``{name: (datastore, properties)}``
+        """
+        if not datastores:
+            return {}
+        spec = vmodl.query.PropertyCollector.FilterSpec(
+            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=datastore)
+                       for datastore in datastores],
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(
+                type=vim.Datastore,
+                pathSet=["name", "browser", "summary.url",
+                         "summary.accessible"])])
+        return dict((properties["name"], (datastore, properties))
+                    for datastore, properties in self.retrieve([spec]))
+
+    def virtual_machines(self, vm_folder, paths):
+        """
+        ``paths`` of every VM under ``vm_folder`` (folders and vApps included),
+        in one request however many VMs there are.
+
+        :returns: a list of ``(vm, properties)``.
+        """
+        return self.retrieve([_inventory_spec(vm_folder, vim.VirtualMachine, paths)])
+
+
+def _inventory_spec(root, kind, paths):
+    """A filter spec for ``paths`` of every ``kind`` below the folder ``root``."""
+    Collector = vmodl.query.PropertyCollector
+    folders = Collector.TraversalSpec(
+        name="folders", type=vim.Folder, path="childEntity", skip=False,
+        selectSet=[Collector.SelectionSpec(name="folders"),
+                   Collector.SelectionSpec(name="vapps")])
+    vapps = Collector.TraversalSpec(
+        name="vapps", type=vim.VirtualApp, path="vm", skip=False)
+    return Collector.FilterSpec(
+        objectSet=[Collector.ObjectSpec(obj=root, skip=True,
+                                        selectSet=[folders, vapps])],
+        propSet=[Collector.PropertySpec(type=kind, pathSet=list(paths))])
+
+
+def _not_found(kind, name, found):
+    names = ", ".join(sorted(found)) or "none"
+    return "no {} named {!r} in vCenter (found: {})".format(kind, name, names)
+
+
+def _describe_network_error(error):
+    if isinstance(error, CertificateMismatch):
+        return text_type(error.args[0] if error.args else error)
+    if isinstance(error, ssl.SSLError):
+        return ("the TLS handshake failed ({}); if vCenter uses a self-signed "
+                "certificate, set ssl_ca_file or ssl_thumbprint".format(
+                    getattr(error, "reason", None) or error))
+    if isinstance(error, socket.timeout):
+        return "no answer within the operation timeout"
+    return "cannot connect ({})".format(
+        getattr(error, "strerror", None) or type(error).__name__)
