@@ -94,6 +94,18 @@ FOLDER_CREATED = MessageType(
     "A folder for volumes was created on a datastore.")
 
 
+def log_message(message_type, **fields):
+    """
+    Write one message of ``message_type``: ``MessageType.log`` where Eliot
+    has it (1.11 and later), ``MessageType(...).write()`` on older Eliot.
+    """
+    log = getattr(message_type, "log", None)
+    if log is not None:
+        log(**fields)
+    else:  # pragma: no cover - Eliot 0.11, under Flocker 1.15
+        message_type(**fields).write()
+
+
 def _fault_fields(fault):
     """The parts of a vSphere fault that help an operator, never secrets."""
     return {

@@ -15,7 +15,7 @@ from pyVmomi import vim
 from zope.interface import Interface, implementer
 
 from ._compat import text_type
-from ._logging import FOLDER_CREATED, RECONFIGURE_VM
+from ._logging import FOLDER_CREATED, RECONFIGURE_VM, log_message
 from .errors import (
     ConfigurationError, DatasetAlreadyHasVolume, DiskLocked, TaskFailed,
 )
@@ -165,7 +165,7 @@ class VsphereOperations(object):
                 content.fileManager.MakeDirectory, name=key,
                 datacenter=self.inventory().datacenter,
                 createParentDirectories=True)
-            FOLDER_CREATED(disk_path=key).write()
+            log_message(FOLDER_CREATED, disk_path=key)
         except vim.fault.FileAlreadyExists:
             pass
         self._folders_made.add(key)

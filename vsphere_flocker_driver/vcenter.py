@@ -20,7 +20,7 @@ from six.moves import http_client
 from ._compat import monotonic, native_string, text_type
 from ._logging import (
     LOGIN, SESSION_EXPIRED, TLS_VERIFICATION_DISABLED, VCENTER_CALL,
-    WAIT_FOR_TASK,
+    WAIT_FOR_TASK, log_message,
 )
 from .errors import (
     ConfigurationError, TaskFailed, TaskTimeout, VCenterUnavailable,
@@ -142,8 +142,8 @@ class VCenter(object):
         with LOGIN(host=config.vc_host, port=config.vc_port,
                    username=config.username):
             if not config.ssl_verify_cert and config.ssl_thumbprint is None:
-                TLS_VERIFICATION_DISABLED(
-                    host=config.vc_host, port=config.vc_port).write()
+                log_message(TLS_VERIFICATION_DISABLED,
+                            host=config.vc_host, port=config.vc_port)
             stub = self._stub or self._new_stub()
             instance = vim.ServiceInstance("ServiceInstance", stub)
             try:
@@ -212,7 +212,7 @@ class VCenter(object):
                 except vim.fault.NotAuthenticated:
                     if attempt == 2:
                         raise
-                    SESSION_EXPIRED(attempt=attempt).write()
+                    log_message(SESSION_EXPIRED, attempt=attempt)
                     self._relogin(generation)
                 except _NETWORK_ERRORS as error:
                     raise VCenterUnavailable(

@@ -1,0 +1,112 @@
+"""
+Shared fixtures: one vCenter simulator per test session, a fresh cluster id
+(and so a fresh folder) per test, and Eliot's output captured and validated.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import os
+import uuid
+
+import eliot._output
+import pytest
+from eliot import MemoryLogger
+
+from vsphere_flocker_driver import vsphere_from_configuration
+from vsphere_flocker_driver.testtools.simulator import (
+    Simulator, SimulatorUnavailable,
+)
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """
+    One simulator for the session.  Where Go cannot be had the simulator tests
+    skip, except in CI, where a missing simulator is a failure.
+    """
+    try:
+        sim = Simulator(vms=2)
+        sim.start()
+    except SimulatorUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("the vCenter simulator is not available: {}".format(error))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def logger():
+    """
+    Every Eliot message of the test, validated against its declared type
+    at the end.
+    """
+    memory = MemoryLogger()
+    previous = eliot._output._DEFAULT_LOGGER
+    eliot._output._DEFAULT_LOGGER = memory
+    try:
+        yield memory
+    finally:
+        eliot._output._DEFAULT_LOGGER = previous
+    memory.validate()
+
+
+@pytest.fixture
+def cluster_id():
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def dataset_config(simulator):
+    """The ``dataset`` keys of an agent.yml pointing at the simulator."""
+    config = simulator.dataset_config()
+    config.pop("backend")
+    return config
+
+
+@pytest.fixture
+def make_api(simulator, dataset_config, logger):
+    """Build APIs on the simulator; their volumes are destroyed afterwards."""
+    apis = []
+
+    def make(cluster_id=None, guest_root="/", **overrides):
+        keys = dict(dataset_config, **overrides)
+        api = vsphere_from_configuration(
+            cluster_id=cluster_id or uuid.uuid4(), guest_root=guest_root, **keys)
+        apis.append(api)
+        return api
+
+    yield make
+    for api in apis:
+        for volume in api.list_volumes():
+            if volume.attached_to is not None:
+                api.detach_volume(volume.blockdevice_id)
+            api.destroy_volume(volume.blockdevice_id)
+
+
+@pytest.fixture
+def api(make_api):
+    return make_api()
+
+
+@pytest.fixture
+def vcenter(simulator):
+    """A pyVmomi session of the test's own, to look behind the driver."""
+    from pyVim.connect import Disconnect
+    instance = simulator.connect()
+    yield instance.RetrieveContent()
+    Disconnect(instance)
+
+
+def vm_devices(content, name):
+    """The devices of the VM called ``name``, read directly from vCenter."""
+    from pyVmomi import vim
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        for vm in view.view:
+            if vm.name == name:
+                return list(vm.config.hardware.device)
+    finally:
+        view.DestroyView()
+    raise LookupError(name)

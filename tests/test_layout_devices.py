@@ -1,0 +1,119 @@
+"""The pure parts: names on the datastore, and device specs."""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import uuid
+
+import pytest
+from pyVmomi import vim
+
+from vsphere_flocker_driver import devices
+from vsphere_flocker_driver.layout import (
+    ClusterLayout, dataset_id_of_file, parse_dataset_id,
+)
+
+DATASET = uuid.UUID("0b2b4a7a-4c15-4a1c-9d61-0d5a5b0a8f01")
+CLUSTER = uuid.UUID("9d3e7c0c-8f51-4f6a-b7cb-6a3f0a4f9e22")
+
+
+def test_disk_path_is_in_the_clusters_folder():
+    layout = ClusterLayout(datastore="ds 1", volume_folder="FLOCKER",
+                           cluster_id=CLUSTER)
+    assert str(layout.disk_path(DATASET)) == (
+        "[ds 1] FLOCKER/{}/{}.vmdk".format(CLUSTER, DATASET))
+
+
+@pytest.mark.parametrize("text", [
+    "", "x", "../" + str(DATASET), str(DATASET) + "/", str(DATASET).upper(),
+    "[ds] " + str(DATASET), str(DATASET) + "]", "*", str(DATASET)[:-1] + "?",
+    str(DATASET) + "0" * 1000, "{" + str(DATASET) + "}", DATASET.hex, None, 7,
+])
+def test_only_canonical_dataset_ids_parse(text):
+    assert parse_dataset_id(text) is None
+
+
+def test_canonical_dataset_id_parses():
+    assert parse_dataset_id(str(DATASET)) == DATASET
+
+
+@pytest.mark.parametrize("name, expected", [
+    (str(DATASET) + ".vmdk", DATASET),
+    (str(DATASET) + "-flat.vmdk", None),
+    ("notes.vmdk", None),
+    (str(DATASET) + ".vmdk.bak", None),
+])
+def test_only_driver_named_files_are_volumes(name, expected):
+    assert dataset_id_of_file(name) == expected
+
+
+@pytest.mark.parametrize("given", [
+    "6000C29b-528a-9d5e-8c93-05a29b8cf20a",
+    "60 00 C2 9b 52 8a 9d 5e-8c 93 05 a2 9b 8c f2 0a",
+    "6000c29b528a9d5e8c9305a29b8cf20a",
+])
+def test_disk_uuid_forms_normalise_alike(given):
+    assert devices.normalise_disk_uuid(given) == "6000c29b528a9d5e8c9305a29b8cf20a"
+
+
+@pytest.mark.parametrize("given", ["", "6000C29b", "6000C29b-528a-9d5e-8c93-05a29b8cf20aff",
+                                   "6000C29x-528a-9d5e-8c93-05a29b8cf20a"])
+def test_malformed_disk_uuid_is_refused(given):
+    with pytest.raises(ValueError):
+        devices.normalise_disk_uuid(given)
+
+
+def controller(key, bus):
+    return vim.vm.device.ParaVirtualSCSIController(key=key, busNumber=bus)
+
+
+def disk(controller_key, unit, name="[ds] x.vmdk"):
+    return vim.vm.device.VirtualDisk(
+        key=2000 + controller_key * 16 + unit, controllerKey=controller_key,
+        unitNumber=unit,
+        backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(fileName=name))
+
+
+def test_free_slot_skips_unit_7():
+    devs = [controller(1000, 0)] + [disk(1000, unit) for unit in range(7)]
+    assert devices.free_slot(devs) == (1000, 8)
+
+
+def test_full_controller_gives_next_bus():
+    devs = [controller(1000, 0)] + [
+        disk(1000, unit) for unit in range(16) if unit != 7]
+    assert devices.free_slot(devs) == (None, 1)
+
+
+def test_no_room_after_four_full_controllers():
+    devs = []
+    for bus in range(4):
+        key = 1000 + bus
+        devs.append(controller(key, bus))
+        devs.extend(disk(key, unit) for unit in range(16) if unit != 7)
+    assert devices.free_slot(devs) is None
+    assert devices.attach_disk_spec(devs, "[ds] y.vmdk", 1024, "paravirtual") is None
+
+
+def test_attach_spec_adds_controller_and_independent_disk():
+    devs = [controller(1000, 0)] + [
+        disk(1000, unit) for unit in range(16) if unit != 7]
+    spec = devices.attach_disk_spec(devs, "[ds] y.vmdk", 1024, "lsilogic")
+    new_controller, new_disk = [change.device for change in spec.deviceChange]
+    assert isinstance(new_controller, vim.vm.device.VirtualLsiLogicController)
+    assert new_controller.busNumber == 1
+    assert new_disk.controllerKey == new_controller.key
+    assert new_disk.backing.diskMode == "independent_persistent"
+    assert all(change.fileOperation is None for change in spec.deviceChange)
+
+
+def test_detach_spec_keeps_the_file():
+    change = devices.detach_disk_spec(disk(1000, 0)).deviceChange[0]
+    assert change.operation == "remove"
+    assert change.fileOperation is None
+
+
+def test_find_disk_by_file_name():
+    devs = [controller(1000, 0), disk(1000, 0, "[ds] a.vmdk"),
+            disk(1000, 1, "[ds] b.vmdk")]
+    assert devices.find_disk(devs, "[ds] b.vmdk").unitNumber == 1
+    assert devices.find_disk(devs, "[ds] c.vmdk") is None
