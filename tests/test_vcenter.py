@@ -1,0 +1,148 @@
+"""
+The vCenter session against the simulator: TLS, login, re-login, the
+inventory checks at start-up, task errors, and the SOAP requests counted.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import hashlib
+import socket
+import ssl
+import uuid
+
+import pytest
+from pyVmomi import SoapStubAdapter, vim
+
+from vsphere_flocker_driver import vsphere_from_configuration
+from vsphere_flocker_driver.config import configuration_from_dataset
+from vsphere_flocker_driver.errors import (
+    ConfigurationError, TaskFailed, VCenterUnavailable,
+)
+from vsphere_flocker_driver.vcenter import VCenter
+
+
+def fingerprint(simulator, digest):
+    pem = ssl.get_server_certificate((simulator.host, simulator.port))
+    return digest(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def test_unknown_datacenter_is_a_configuration_error(dataset_config):
+    with pytest.raises(ConfigurationError) as caught:
+        vsphere_from_configuration(
+            uuid.uuid4(), **dict(dataset_config, datacenter_name="Nowhere"))
+    assert caught.value.key == "datacenter_name"
+    assert "'Nowhere'" in str(caught.value) and "DC0" in str(caught.value)
+
+
+def test_unknown_datastore_is_a_configuration_error(dataset_config):
+    with pytest.raises(ConfigurationError) as caught:
+        vsphere_from_configuration(
+            uuid.uuid4(), **dict(dataset_config, datastore_name="Nowhere"))
+    assert caught.value.key == "datastore_name"
+    assert "LocalDS_0" in str(caught.value)
+
+
+def test_wrong_password_is_refused_clearly(dataset_config, logger):
+    with pytest.raises(VCenterUnavailable) as caught:
+        vsphere_from_configuration(
+            uuid.uuid4(), **dict(dataset_config, password="wrong-password"))
+    assert "refused the login" in str(caught.value)
+    assert "wrong-password" not in str(caught.value)
+    logger.flush_tracebacks(VCenterUnavailable)
+
+
+def test_nothing_listening_is_unavailable(dataset_config):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    with pytest.raises(VCenterUnavailable) as caught:
+        vsphere_from_configuration(
+            uuid.uuid4(), **dict(dataset_config, vc_port=port))
+    assert "cannot connect" in str(caught.value)
+
+
+def test_certificate_is_verified_by_default(dataset_config):
+    keys = dict(dataset_config)
+    del keys["ssl_verify_cert"]
+    with pytest.raises(VCenterUnavailable) as caught:
+        vsphere_from_configuration(uuid.uuid4(), **keys)
+    assert "TLS handshake failed" in str(caught.value)
+
+
+@pytest.mark.parametrize("digest", [hashlib.sha256, hashlib.sha1])
+def test_pinned_thumbprint_is_accepted(dataset_config, simulator, digest):
+    keys = dict(dataset_config, ssl_verify_cert=True,
+                ssl_thumbprint=fingerprint(simulator, digest))
+    api = vsphere_from_configuration(uuid.uuid4(), **keys)
+    assert api.list_volumes() == []
+
+
+def test_wrong_thumbprint_is_refused(dataset_config):
+    keys = dict(dataset_config, ssl_thumbprint="ab" * 32)
+    with pytest.raises(VCenterUnavailable) as caught:
+        vsphere_from_configuration(uuid.uuid4(), **keys)
+    assert "not the configured ssl_thumbprint" in str(caught.value)
+
+
+def test_disabled_verification_is_logged_as_a_warning(api, logger):
+    api.list_volumes()
+    assert any(message.get("message_type") ==
+               "vsphere_flocker_driver:vcenter:tls_verification_disabled"
+               for message in logger.messages)
+
+
+def test_terminated_session_is_reopened(api, vcenter, logger):
+    api.list_volumes()
+    sessions = vcenter.sessionManager.sessionList
+    mine = [s.key for s in sessions
+            if s.key != vcenter.sessionManager.currentSession.key]
+    vcenter.sessionManager.TerminateSession(sessionId=mine)
+    assert api.list_volumes() == []
+    assert any(message.get("message_type") ==
+               "vsphere_flocker_driver:vcenter:session_expired"
+               for message in logger.messages)
+
+
+def test_failed_task_carries_its_fault(dataset_config, logger):
+    config = configuration_from_dataset(uuid.uuid4(), dataset_config)
+    session = VCenter(config)
+    content = session.content()
+    datacenter = session.find_datacenter("DC0")[0]
+    with pytest.raises(TaskFailed) as caught:
+        session.run_task(content.virtualDiskManager.DeleteVirtualDisk_Task,
+                         "delete a missing disk",
+                         name="[LocalDS_0] nowhere/missing.vmdk",
+                         datacenter=datacenter)
+    assert isinstance(caught.value.fault, vim.fault.FileNotFound)
+    assert "delete a missing disk" in str(caught.value)
+    logger.flush_tracebacks(TaskFailed)
+    session.close()
+
+
+class SoapCounter(object):
+    """Counts the SOAP requests pyVmomi sends."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        original = SoapStubAdapter.InvokeMethod
+
+        def counting(stub, mo, info, args, *rest, **kwargs):
+            self.calls.append(info.wsdlName)
+            return original(stub, mo, info, args, *rest, **kwargs)
+        monkeypatch.setattr(SoapStubAdapter, "InvokeMethod", counting)
+
+
+def test_operations_make_few_soap_calls(api, simulator, monkeypatch):
+    node = simulator.vms[0].instance_uuid
+    volumes = [api.create_volume(uuid.uuid4(), 1024 ** 3) for _ in range(5)]
+    api.attach_volume(volumes[0].blockdevice_id, node)
+    counter = SoapCounter(monkeypatch)
+    api.list_volumes()
+    assert len(counter.calls) <= 4, counter.calls
+    del counter.calls[:]
+    api.attach_volume(volumes[1].blockdevice_id, node)
+    assert len(counter.calls) <= 8, counter.calls
+    del counter.calls[:]
+    api.detach_volume(volumes[1].blockdevice_id)
+    assert len(counter.calls) <= 8, counter.calls
