@@ -21,7 +21,7 @@ from pyrsistent import PClass, field
 from ._compat import integer_types, string_types, text_type
 from .errors import ConfigurationError
 
-#: How new disks are provisioned, by configuration name → vSphere ``diskType``.
+#: How new disks are provisioned, by configuration name -> vSphere ``diskType``.
 PROVISIONING_TYPES = {
     "thin": "thin",
     "thick": "preallocated",

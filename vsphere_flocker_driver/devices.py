@@ -38,8 +38,8 @@ def normalise_disk_uuid(uuid):
     A disk UUID as 32 lowercase hex digits, the form the guest's SCSI
     identifier (``naa.<digits>``) carries.
 
-    Accepts vSphere's forms: ``6000C29b-528a-…`` (``backing.uuid``) and
-    ``60 00 C2 9b …-…`` (``QueryVirtualDiskUuid``).
+    Accepts vSphere's forms: ``6000C29b-528a-...`` (``backing.uuid``) and
+    ``60 00 C2 9b ...-...`` (``QueryVirtualDiskUuid``).
 
     :raises ValueError: not 32 hex digits.
     """

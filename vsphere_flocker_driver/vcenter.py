@@ -320,7 +320,7 @@ class VCenter(object):
         """
         The datacenter called ``name``, wherever it is in the folders.
 
-        :returns: ``(datacenter, {"vmFolder": …, "datastore": […]})``
+        :returns: ``(datacenter, {"vmFolder": ..., "datastore": [...]})``
         :raises ConfigurationError: no datacenter has that name.
         """
         found = dict(
