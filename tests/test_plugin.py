@@ -45,3 +45,19 @@ def test_original_drivers_agent_yml_builds_a_working_api(simulator):
     volume = api.create_volume(uuid.uuid4(), 1024 ** 3)
     assert api.list_volumes() == [volume]
     api.destroy_volume(volume.blockdevice_id)
+
+
+def test_shipped_example_is_valid_and_complete(tmpdir):
+    from vsphere_flocker_driver.config import _KEYS, configuration_from_dataset
+    path = os.path.join(os.path.dirname(HERE), "agent.yml.example")
+    with io.open(path) as f:
+        text = f.read()
+    agent = yaml.safe_load(text)
+    assert agent["version"] == 1
+    dataset = dict(agent["dataset"])
+    assert dataset.pop("backend") == "vsphere_flocker_plugin"
+    config = configuration_from_dataset(uuid.uuid4(), dataset)
+    assert config.ssl_verify_cert is True
+    # Every key the driver accepts is documented in the example.
+    for key in _KEYS:
+        assert key + ":" in text, key
