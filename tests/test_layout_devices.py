@@ -55,8 +55,9 @@ def test_disk_uuid_forms_normalise_alike(given):
     assert devices.normalise_disk_uuid(given) == "6000c29b528a9d5e8c9305a29b8cf20a"
 
 
-@pytest.mark.parametrize("given", ["", "6000C29b", "6000C29b-528a-9d5e-8c93-05a29b8cf20aff",
-                                   "6000C29x-528a-9d5e-8c93-05a29b8cf20a"])
+@pytest.mark.parametrize("given", [
+    "", "6000C29b", "6000C29b-528a-9d5e-8c93-05a29b8cf20aff",
+    "6000C29x-528a-9d5e-8c93-05a29b8cf20a"])
 def test_malformed_disk_uuid_is_refused(given):
     with pytest.raises(ValueError):
         devices.normalise_disk_uuid(given)
