@@ -1,0 +1,415 @@
+"""
+A vCenter simulator for tests: govmomi's vcsim, extended in ``vcsim/*.go``.
+
+``build_simulator()`` compiles the Go sources shipped with this package (once,
+into a cache keyed by their hash); ``Simulator`` runs one instance and tells
+where it listens, which VMs and datastores it has, and how to configure the
+Flocker backend against it. ``python -m vsphere_flocker_driver.testtools.simulator``
+starts one by hand and prints the ``dataset:`` section of an ``agent.yml``.
+
+The extensions make the simulator behave as vSphere does where a volume
+driver can tell: VMDK descriptors with capacity and UUID, datastore search
+details, file locks between powered-on VMs, SCSI unit rules and
+``SearchIndex.FindAllByUuid``. It still has no guest side: no block device
+appears anywhere when a disk is attached.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import argparse
+import binascii
+import errno
+import hashlib
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import namedtuple
+
+from six.moves.urllib.parse import urlparse
+
+__all__ = [
+    "SimulatorUnavailable",
+    "SimulatorFailed",
+    "VirtualMachineRecord",
+    "Simulator",
+    "build_simulator",
+    "main",
+]
+
+#: Folder holding the simulator's Go sources.
+SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vcsim")
+
+#: Debian packages that provide the Go toolchain and govmomi's sources.
+APT_PACKAGES = ("golang-go", "golang-github-vmware-govmomi-dev")
+
+#: Where Debian's golang-github-vmware-govmomi-dev installs govmomi (GOPATH layout).
+DEFAULT_GOPATH = "/usr/share/gocode"
+
+_monotonic = getattr(time, "monotonic", time.time)
+
+
+class SimulatorUnavailable(Exception):
+    """The simulator cannot be built on this machine; the message says why."""
+
+
+class SimulatorFailed(Exception):
+    """The simulator process died or did not start in time."""
+
+
+#: One VM of the simulated inventory, as the simulator reported it at start.
+VirtualMachineRecord = namedtuple(
+    "VirtualMachineRecord", ["name", "bios_uuid", "instance_uuid"])
+
+
+def _which(program):
+    """
+    :returns: The path of ``program`` on ``$PATH``, or ``None``.
+    """
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder, program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _go_sources():
+    return sorted(name for name in os.listdir(SOURCE_DIR) if name.endswith(".go"))
+
+
+def _sources_digest():
+    """
+    :returns: The SHA-256 over the Go sources' names and contents, as hex.
+    """
+    digest = hashlib.sha256()
+    for name in _go_sources():
+        digest.update(name.encode("utf-8") + b"\0")
+        with open(os.path.join(SOURCE_DIR, name), "rb") as source:
+            digest.update(source.read())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "vsphere-flocker-driver")
+
+
+def _makedirs(path):
+    try:
+        os.makedirs(path)
+    except OSError as e:
+        if e.errno != errno.EEXIST:
+            raise
+
+
+def _unavailable(reason):
+    return SimulatorUnavailable(
+        "%s; the vCenter simulator needs Go and govmomi's sources: "
+        "apt-get install %s" % (reason, " ".join(APT_PACKAGES)))
+
+
+def build_simulator():
+    """
+    Build the simulator binary unless the cache already has one for these
+    sources.
+
+    The Go sources are compiled against Debian's govmomi in GOPATH mode, with
+    no network: ``GO111MODULE=off GOPATH=/usr/share/gocode go build`` (the
+    GOPATH can be changed with ``$VCSIM_GOPATH``).
+
+    :raises SimulatorUnavailable: if ``go`` or govmomi is missing or the build
+        fails.
+    :returns: The path of the binary.
+    :rtype: str
+    """
+    cache = _cache_dir()
+    binary = os.path.join(cache, "vcsim-" + _sources_digest())
+    if os.access(binary, os.X_OK):
+        return binary
+
+    go = _which("go")
+    if go is None:
+        raise _unavailable("the go command is not on $PATH")
+    gopath = os.environ.get("VCSIM_GOPATH", DEFAULT_GOPATH)
+    if not os.path.isdir(os.path.join(
+            gopath, "src", "github.com", "vmware", "govmomi", "simulator")):
+        raise _unavailable("govmomi is not under %s" % (gopath,))
+
+    _makedirs(cache)
+    env = dict(os.environ)
+    env.update({"GO111MODULE": "off", "GOPATH": gopath, "GOFLAGS": ""})
+    # go needs a build cache; $HOME may be unset or read-only under tox.
+    env.setdefault("GOCACHE", os.path.join(cache, "go-build"))
+    # Build under a temporary name and rename: parallel test runs may build
+    # at the same time, and a half-written binary must never be run.
+    partial = tempfile.NamedTemporaryFile(
+        dir=cache, prefix="vcsim-", suffix=".partial", delete=False)
+    partial.close()
+    try:
+        process = subprocess.Popen(
+            [go, "build", "-o", partial.name, "."], cwd=SOURCE_DIR, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = process.communicate()[0].decode("utf-8", "replace")
+        if process.returncode != 0:
+            raise _unavailable("go build failed (exit %d):\n%s" % (
+                process.returncode, output))
+        os.rename(partial.name, binary)
+    finally:
+        if os.path.exists(partial.name):
+            os.remove(partial.name)
+    return binary
+
+
+class Simulator(object):
+    """
+    One running vCenter simulator.
+
+    Construct it with the inventory wanted, then ``start()`` it (or use it as a
+    context manager); ``stop()`` ends the process, which removes its datastore
+    folders. After ``start()``:
+
+    :ivar str url: The SDK URL, ``https://127.0.0.1:PORT/sdk``.
+    :ivar str host: The address it listens on.
+    :ivar int port: The port it listens on.
+    :ivar str username: The only user name it accepts.
+    :ivar str password: The only password it accepts.
+    :ivar int pid: The simulator's process id.
+    :ivar str datacenter_name: The datacenter, ``DC0``.
+    :ivar dict datastores: Datastore name -> local folder holding its files.
+    :ivar list vms: ``VirtualMachineRecord`` for each VM, sorted by name.
+    """
+
+    def __init__(self, vms=2, hosts=1, clusters=1, cluster_hosts=3,
+                 datastores=1, username="administrator@vsphere.local",
+                 password=None, delay_ms=0, clone_bios_uuid=False,
+                 listen="127.0.0.1:0", start_timeout=60.0):
+        """
+        :param int vms: VMs per standalone host and per cluster.
+        :param int hosts: Standalone hosts.
+        :param int clusters: Clusters.
+        :param int cluster_hosts: Hosts in each cluster.
+        :param int datastores: Datastores, ``LocalDS_0`` onwards.
+        :param str username: The one user name to accept.
+        :param str password: The one password to accept; random if ``None``.
+        :param int delay_ms: Milliseconds added to every SOAP call.
+        :param bool clone_bios_uuid: Give the last VM the first one's BIOS UUID.
+        :param str listen: Address and port to listen on (port 0: any).
+        :param float start_timeout: Seconds to wait for the simulator to listen.
+        """
+        if password is None:
+            password = binascii.hexlify(os.urandom(8)).decode("ascii")
+        self.username = username
+        self.password = password
+        self._arguments = [
+            "-vms", str(vms), "-hosts", str(hosts), "-clusters", str(clusters),
+            "-cluster-hosts", str(cluster_hosts), "-datastores", str(datastores),
+            "-username", username, "-password", password,
+            "-delay", str(delay_ms), "-listen", listen,
+            # The simulator exits when our end of its stdin closes, so it
+            # does not outlive a test run that is killed.
+            "-stdin-watch",
+        ]
+        if clone_bios_uuid:
+            self._arguments.append("-clone-bios-uuid")
+        self._start_timeout = start_timeout
+        self._process = None
+        self._stderr = None
+        self.url = self.host = self.port = self.datacenter_name = None
+        self.pid = None
+        self.datastores = {}
+        self.vms = []
+
+    def start(self):
+        """
+        Build the simulator if needed, run it and wait until it listens.
+
+        :raises SimulatorUnavailable: if it cannot be built.
+        :raises SimulatorFailed: if it exits or stays silent for
+            ``start_timeout`` seconds.
+        :returns: ``self``.
+        """
+        if self._process is not None:
+            return self
+        binary = build_simulator()
+        # stderr goes to a file: a pipe nobody reads would fill and block it.
+        self._stderr = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            [binary] + self._arguments, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._stderr)
+        try:
+            ready = self._read_ready_line()
+        except SimulatorFailed:
+            self.stop()
+            raise
+        self.url = ready["url"]
+        self.pid = ready["pid"]
+        parsed = urlparse(self.url)
+        self.host, self.port = parsed.hostname, parsed.port
+        self.datacenter_name = ready["datacenter"]
+        self.datastores = dict(ready["datastores"])
+        self.vms = [
+            VirtualMachineRecord(vm["name"], vm["bios_uuid"], vm["instance_uuid"])
+            for vm in ready["vms"]]
+        return self
+
+    def _stderr_text(self):
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")[-4000:]
+
+    def _read_ready_line(self):
+        """
+        :returns: The decoded JSON line the simulator prints once it listens.
+        """
+        lines = []
+        reader = threading.Thread(
+            target=lambda: lines.append(self._process.stdout.readline()))
+        reader.daemon = True
+        reader.start()
+        reader.join(self._start_timeout)
+        if reader.is_alive():
+            raise SimulatorFailed(
+                "the simulator did not report its address within %s s; "
+                "stderr:\n%s" % (self._start_timeout, self._stderr_text()))
+        if not lines or not lines[0].strip():
+            code = self._process.wait()
+            raise SimulatorFailed(
+                "the simulator exited (code %s) before listening; stderr:\n%s"
+                % (code, self._stderr_text()))
+        return json.loads(lines[0].decode("utf-8"))
+
+    def stop(self, timeout=10.0):
+        """
+        End the simulator (SIGTERM, then SIGKILL after ``timeout`` seconds).
+        Safe to call more than once.
+        """
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            deadline = _monotonic() + timeout
+            while process.poll() is None and _monotonic() < deadline:
+                time.sleep(0.05)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for stream in (process.stdin, process.stdout, self._stderr):
+            if stream is not None:
+                stream.close()
+        self._stderr = None
+
+    @property
+    def running(self):
+        """``True`` while the simulator process runs."""
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+        return False
+
+    def dataset_config(self, **overrides):
+        """
+        :param overrides: Keys to add or replace.
+        :returns: The ``dataset:`` section of an ``agent.yml`` for this
+            simulator, on its first datastore.
+        :rtype: dict
+        """
+        config = {
+            "backend": "vsphere_flocker_plugin",
+            "vc_ip": self.host,
+            "vc_port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "datacenter_name": self.datacenter_name,
+            "datastore_name": sorted(self.datastores)[0] if self.datastores else None,
+            "ssl_verify_cert": False,
+        }
+        config.update(overrides)
+        return config
+
+    def connect(self):
+        """
+        Log in with pyVmomi, without verifying the simulator's self-signed
+        certificate (acceptable for a local test simulator only).
+
+        :returns: A ``vim.ServiceInstance``; pass it to
+            ``pyVim.connect.Disconnect`` when done.
+        """
+        from pyVim.connect import SmartConnect
+        context = ssl._create_unverified_context()
+        return SmartConnect(host=self.host, port=self.port, user=self.username,
+                            pwd=self.password, sslContext=context)
+
+
+def main(argv=None):
+    """
+    Run a simulator until Ctrl-C and print the ``agent.yml`` section for it.
+    """
+    import yaml
+
+    parser = argparse.ArgumentParser(
+        prog="python -m vsphere_flocker_driver.testtools.simulator",
+        description="Run a vCenter simulator for the vSphere Flocker backend.")
+    parser.add_argument("--vms", type=int, default=2,
+                        help="VMs per standalone host and per cluster")
+    parser.add_argument("--hosts", type=int, default=1, help="standalone hosts")
+    parser.add_argument("--clusters", type=int, default=1)
+    parser.add_argument("--cluster-hosts", type=int, default=3)
+    parser.add_argument("--datastores", type=int, default=1)
+    parser.add_argument("--username", default="administrator@vsphere.local")
+    parser.add_argument("--password", default=None,
+                        help="default: a random one, printed below")
+    parser.add_argument("--delay-ms", type=int, default=0,
+                        help="milliseconds added to every SOAP call")
+    parser.add_argument("--clone-bios-uuid", action="store_true",
+                        help="the last VM shares the first VM's BIOS UUID")
+    parser.add_argument("--listen", default="127.0.0.1:0")
+    options = parser.parse_args(argv)
+
+    simulator = Simulator(
+        vms=options.vms, hosts=options.hosts, clusters=options.clusters,
+        cluster_hosts=options.cluster_hosts, datastores=options.datastores,
+        username=options.username, password=options.password,
+        delay_ms=options.delay_ms, clone_bios_uuid=options.clone_bios_uuid,
+        listen=options.listen)
+    # A service manager or `timeout` stops us with SIGTERM: leave as on Ctrl-C,
+    # through the `finally` below that stops the simulator.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        simulator.start()
+    except (SimulatorUnavailable, SimulatorFailed) as e:
+        print("error: %s" % (e,), file=sys.stderr)
+        return 1
+    try:
+        print("# vCenter simulator at %s (pid %s)" % (
+            simulator.url, simulator.pid))
+        for name, path in sorted(simulator.datastores.items()):
+            print("# datastore %s: %s" % (name, path))
+        for vm in simulator.vms:
+            print("# VM %s: bios uuid %s, instance uuid %s" % (
+                vm.name, vm.bios_uuid, vm.instance_uuid))
+        print(yaml.safe_dump({"dataset": simulator.dataset_config()},
+                             default_flow_style=False), end="")
+        sys.stdout.flush()
+        while simulator.running:
+            time.sleep(0.5)
+        print("error: the simulator exited", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        simulator.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+// Command vcsim runs govmomi's vCenter simulator with the behaviour a vSphere
+// volume driver depends on and govmomi 0.24 does not simulate: real VMDK
+// descriptors with capacity and UUID, disk search details, file locks
+// between running VMs, SCSI unit rules and SearchIndex.FindAllByUuid.
+//
+// It prints one JSON line describing the inventory once it listens, then
+// serves until SIGINT or SIGTERM (or, with -stdin-watch, until stdin
+// closes), and removes its datastore folders on the way out.
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
+
+	_ "github.com/vmware/govmomi/pbm/simulator"
+)
+
+type vmInfo struct {
+	Name         string `json:"name"`
+	BiosUUID     string `json:"bios_uuid"`
+	InstanceUUID string `json:"instance_uuid"`
+}
+
+type ready struct {
+	URL        string            `json:"url"`
+	Datacenter string            `json:"datacenter"`
+	Datastores map[string]string `json:"datastores"`
+	VMs        []vmInfo          `json:"vms"`
+	PID        int               `json:"pid"`
+}
+
+// wrap replaces the simulator's objects with this program's versions, keeping
+// their references.
+func wrap(cloneBiosUUID bool) {
+	vdm := simulator.Map.VirtualDiskManager().(*simulator.VirtualDiskManager)
+	simulator.Map.Put(&DiskManager{*vdm})
+
+	si := simulator.Map.SearchIndex()
+	simulator.Map.Put(&Index{*si})
+
+	for _, e := range simulator.Map.All("Datastore") {
+		ds := e.(*simulator.Datastore)
+		if b, ok := simulator.Map.Get(ds.Browser).(*simulator.HostDatastoreBrowser); ok {
+			simulator.Map.Put(&Browser{*b})
+		}
+	}
+
+	var vms []*VM
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		if vm, ok := e.(*simulator.VirtualMachine); ok {
+			w := &VM{*vm}
+			simulator.Map.Put(w)
+			vms = append(vms, w)
+		}
+	}
+	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	for _, vm := range vms {
+		vm.sync()
+	}
+	if cloneBiosUUID && len(vms) > 1 {
+		// A clone made outside vCenter's control keeps its source's BIOS UUID.
+		last, first := vms[len(vms)-1], vms[0]
+		simulator.Map.Update(last, []types.PropertyChange{
+			{Name: "config.uuid", Val: first.Config.Uuid},
+			{Name: "summary.config.uuid", Val: first.Config.Uuid},
+		})
+	}
+}
+
+func describe(u *url.URL) ready {
+	r := ready{URL: u.String(), Datastores: map[string]string{}, PID: os.Getpid()}
+	for _, e := range simulator.Map.All("Datacenter") {
+		if r.Datacenter == "" || e.Entity().Name < r.Datacenter {
+			r.Datacenter = e.Entity().Name
+		}
+	}
+	for _, e := range simulator.Map.All("Datastore") {
+		ds := e.(*simulator.Datastore)
+		r.Datastores[ds.Name] = ds.Info.GetDatastoreInfo().Url
+	}
+	r.VMs = []vmInfo{}
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		vm := vmMO(e)
+		if vm == nil || vm.Config == nil {
+			continue
+		}
+		r.VMs = append(r.VMs, vmInfo{Name: vm.Name, BiosUUID: vm.Config.Uuid, InstanceUUID: vm.Config.InstanceUuid})
+	}
+	sort.Slice(r.VMs, func(i, j int) bool { return r.VMs[i].Name < r.VMs[j].Name })
+	return r
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (port 0: any free port)")
+	hosts := flag.Int("hosts", 1, "standalone hosts")
+	clusters := flag.Int("clusters", 1, "clusters")
+	clusterHosts := flag.Int("cluster-hosts", 3, "hosts per cluster")
+	vms := flag.Int("vms", 2, "VMs per standalone host and per cluster")
+	datastores := flag.Int("datastores", 1, "datastores (LocalDS_0, LocalDS_1, ...)")
+	username := flag.String("username", "", "the only user name accepted (with -password)")
+	password := flag.String("password", "", "the only password accepted (with -username)")
+	delay := flag.Int("delay", 0, "milliseconds added to every SOAP call")
+	cloneBiosUUID := flag.Bool("clone-bios-uuid", false, "give the last VM (by name) the first VM's BIOS UUID")
+	stdinWatch := flag.Bool("stdin-watch", false, "exit when stdin reaches end of file (parent died)")
+	flag.Parse()
+
+	m := simulator.VPX()
+	m.Host = *hosts
+	m.Cluster = *clusters
+	m.ClusterHost = *clusterHosts
+	m.Machine = *vms
+	m.Datastore = *datastores
+	m.DelayConfig.Delay = *delay
+	if err := m.Create(); err != nil {
+		fmt.Fprintln(os.Stderr, "vcsim: cannot create the model:", err)
+		m.Remove()
+		os.Exit(1)
+	}
+	defer m.Remove()
+	wrap(*cloneBiosUUID)
+
+	m.Service.TLS = new(tls.Config)
+	m.Service.Listen = &url.URL{Host: *listen}
+	if *username != "" && *password != "" {
+		m.Service.Listen.User = url.UserPassword(*username, *password)
+	}
+	s := m.Service.NewServer()
+	defer s.Close()
+
+	u := *s.URL
+	u.User = nil
+	line, _ := json.Marshal(describe(&u))
+	out := bufio.NewWriter(os.Stdout)
+	_, _ = out.Write(append(line, '\n'))
+	_ = out.Flush()
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	if *stdinWatch {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			stop <- syscall.SIGTERM
+		}()
+	}
+	<-stop
+}
