@@ -375,3 +375,30 @@ def test_every_operation_is_logged_without_the_password(
     assert "vsphere_flocker_driver:vcenter:call" in types
     text = json.dumps(logger.messages, default=repr)
     assert dataset_config["password"] not in text
+
+
+def test_disk_held_by_another_running_vm_is_locked(
+        api, simulator, dataset_config, cluster_id):
+    """
+    Two nodes racing to attach one volume: the one whose reconfiguration
+    comes second meets vSphere's file lock, which the driver reports as the
+    disk being in use, never by attaching it twice.
+    """
+    from vsphere_flocker_driver.config import configuration_from_dataset
+    from vsphere_flocker_driver.devices import attach_disk_spec
+    from vsphere_flocker_driver.errors import DiskLocked
+    from vsphere_flocker_driver.operations import VsphereOperations
+    from vsphere_flocker_driver.vcenter import VCenter
+
+    first, second = simulator.vms[0], simulator.vms[1]
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.attach_volume(volume.blockdevice_id, first.instance_uuid)
+    config = configuration_from_dataset(cluster_id, dataset_config)
+    operations = VsphereOperations(VCenter(config), config)
+    vm = [vm for vm in operations.virtual_machines()
+          if vm.instance_uuid == second.instance_uuid][0]
+    path = [d for d in operations.search_disks(api._layout)][0].path
+    spec = attach_disk_spec(vm.devices, str(path), GiB // 1024, "paravirtual")
+    with pytest.raises(DiskLocked):
+        operations.reconfigure(vm, spec, "race", disk_path=path)
+    assert [v.attached_to for v in api.list_volumes()] == [first.instance_uuid]

@@ -82,8 +82,19 @@ def _optional_text(value):
 
 
 def _is_lock_fault(fault):
-    """Whether a task fault is vSphere refusing a disk another VM holds."""
-    return isinstance(fault, (vim.fault.FileLocked, vim.fault.FileInUse))
+    """
+    Whether a task fault is vSphere refusing a disk another VM holds: a
+    ``FileLocked`` (deleting), or a ``GenericVmConfigFault`` "Failed to lock
+    the file" (adding it to a VM).
+    """
+    if isinstance(fault, vim.fault.FileLocked):
+        return True
+    if isinstance(fault, vim.fault.GenericVmConfigFault):
+        texts = [fault.reason or ""] + [
+            "{} {}".format(message.key or "", message.message or "")
+            for message in fault.faultMessage or ()]
+        return any("lock" in text.lower() for text in texts)
+    return False
 
 
 @implementer(IVsphereOperations)
