@@ -146,3 +146,34 @@ def test_operations_make_few_soap_calls(api, simulator, monkeypatch):
     del counter.calls[:]
     api.detach_volume(volumes[1].blockdevice_id)
     assert len(counter.calls) <= 8, counter.calls
+
+
+def test_task_wait_through_property_updates(dataset_config, logger):
+    """
+    The event-driven wait (a private collector, a filter on the task's
+    state, WaitForUpdatesEx) sees a task end.  The simulator runs tasks
+    synchronously, so the fast path would always answer: this drives the
+    wait itself.
+    """
+    config = configuration_from_dataset(uuid.uuid4(), dataset_config)
+    session = VCenter(config)
+    content = session.content()
+    datacenter = session.find_datacenter("DC0")[0]
+    task = session.call(
+        content.fileManager.MakeDirectory, name="[LocalDS_0] waited",
+        datacenter=datacenter, createParentDirectories=True)
+    assert task is None  # MakeDirectory is no task; use a real one below.
+    task = session.call(
+        content.virtualDiskManager.DeleteVirtualDisk_Task,
+        name="[LocalDS_0] waited/missing.vmdk", datacenter=datacenter)
+    info = session._wait_for_task_update(task, "delete a missing disk")
+    assert info["info.state"] == "error"
+    assert isinstance(info["info.error"], vim.fault.FileNotFound)
+    calls = [message["method"] for message in logger.messages
+             if message.get("action_type") ==
+             "vsphere_flocker_driver:vcenter:call"
+             and message.get("action_status") == "started"]
+    assert calls[-4:] == [
+        "CreatePropertyCollector", "CreateFilter", "WaitForUpdatesEx",
+        "DestroyPropertyCollector"]
+    session.close()

@@ -52,7 +52,7 @@ def _method_name(method):
     that changes, the log says "unknown" rather than failing the call.
     """
     for cell in getattr(method, "__closure__", None) or ():
-        info = cell.cell_contents
+        info = getattr(cell.cell_contents, "info", None)
         name = getattr(info, "wsdlName", None)
         if name:
             return text_type(name)
