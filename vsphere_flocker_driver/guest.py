@@ -9,11 +9,13 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 import errno
 import io
+import re
+from uuid import UUID
 
 from twisted.python.filepath import FilePath
 from zope.interface import Interface, implementer
 
-from ._compat import to_text
+from ._compat import text_type, to_text
 
 
 class IGuest(Interface):
@@ -56,6 +58,35 @@ class GuestIdentityUnknown(Exception):
             self.path, self.reason)
 
 
+_SERIAL_PREFIX = "vmware-"
+
+
+def uuid_from_serial(serial):
+    """
+    The BIOS UUID in a VMware ``product_serial``, in vCenter's byte order.
+
+    ``VMware-42 1a 2b 3c 4d 5e 6f 70-81 92 a3 b4 c5 d6 e7 f8`` carries the
+    bytes of ``config.uuid`` in order, whatever the VM's SMBIOS version.
+
+    :returns: the UUID text, or ``None`` if ``serial`` is not of that form.
+    """
+    serial = serial.strip().lower()
+    if not serial.startswith(_SERIAL_PREFIX):
+        return None
+    digits = re.sub(r"[\s-]", "", serial[len(_SERIAL_PREFIX):])
+    if not re.match(r"^[0-9a-f]{32}$", digits):
+        return None
+    return text_type(UUID(hex=digits))
+
+
+def byte_swapped(uuid):
+    """
+    ``uuid`` with its first three groups in the other byte order: newer
+    SMBIOS versions show ``product_uuid`` so, relative to ``config.uuid``.
+    """
+    return text_type(UUID(bytes=UUID(uuid).bytes_le))
+
+
 def _read_text(path):
     with io.open(path.path, "rb") as f:
         return to_text(f.read()).strip()
@@ -76,14 +107,38 @@ class SysfsGuest(object):
         return self.root.preauthChild(relative)
 
     def bios_uuids(self):
-        path = self._path("sys/class/dmi/id/product_uuid")
-        try:
-            return [_read_text(path).lower()]
-        except (IOError, OSError) as error:
-            reason = ("permission denied: run as root"
-                      if error.errno == errno.EACCES else
-                      error.strerror or "cannot be read")
-            raise GuestIdentityUnknown(path.path, reason)
+        """
+        ``product_serial``'s UUID first (vCenter's byte order), then
+        ``product_uuid`` as shown and byte-swapped.
+        """
+        candidates = []
+        problems = []
+        for name in ("product_serial", "product_uuid"):
+            path = self._path("sys/class/dmi/id").child(name)
+            try:
+                text = _read_text(path)
+            except (IOError, OSError) as error:
+                problems.append((path.path, "permission denied: run as root"
+                                 if error.errno == errno.EACCES else
+                                 error.strerror or "cannot be read"))
+                continue
+            if name == "product_serial":
+                found = uuid_from_serial(text)
+                found = [found] if found else []
+            else:
+                try:
+                    found = [text_type(UUID(text))]
+                except ValueError:
+                    problems.append((path.path, "not a UUID: {!r}".format(text)))
+                    continue
+                found.append(byte_swapped(found[0]))
+            candidates.extend(uuid for uuid in found if uuid not in candidates)
+        if not candidates:
+            raise GuestIdentityUnknown(
+                " and ".join(path for path, _ in problems) or "sys/class/dmi/id",
+                "; ".join(reason for _, reason in problems)
+                or "no VMware BIOS UUID found")
+        return [text.lower() for text in candidates]
 
     def _devices_with_wwid(self, wwid):
         block = self._path("sys/block")
