@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 import json
 import os
+import stat
+import threading
 import uuid
 
 import pytest
@@ -16,14 +18,15 @@ from zope.interface.verify import verifyObject
 
 from vsphere_flocker_driver.blockdevice import ALLOCATION_UNIT
 from vsphere_flocker_driver.errors import (
-    AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume, VirtualMachineNotFound,
+    AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume, DeviceNotFound,
+    DiskUUIDNotEnabled, VirtualMachineNotFound,
 )
 from vsphere_flocker_driver.flocker_api import (
     AlreadyAttachedVolume, IBlockDeviceAPI, UnattachedVolume,
     UnknownInstanceID, UnknownVolume,
 )
 
-from .conftest import vm_devices
+from .conftest import set_disk_enable_uuid, vm_devices
 
 GiB = 1024 ** 3
 
@@ -298,7 +301,11 @@ def guest_root(tmpdir, bios_uuid=None, disks=()):
     for name, disk_uuid in disks:
         root.ensure("sys/block/{}/device/wwid".format(name)).write(
             "naa.{}\n".format(disk_uuid))
-        root.ensure("dev/{}".format(name))
+        root.ensure("dev", dir=True)
+        # A real block device node (the first loop device's numbers): the
+        # driver only returns block devices.
+        os.mknod(root.join("dev", name).strpath, stat.S_IFBLK | 0o600,
+                 os.makedev(7, 0))
     return root.strpath
 
 
@@ -390,7 +397,6 @@ def test_disk_held_by_another_running_vm_is_locked(
     disk being in use, never by attaching it twice.
     """
     from vsphere_flocker_driver.config import configuration_from_dataset
-    from vsphere_flocker_driver.devices import attach_disk_spec
     from vsphere_flocker_driver.errors import DiskLocked
     from vsphere_flocker_driver.operations import VsphereOperations
     from vsphere_flocker_driver.vcenter import VCenter
@@ -403,7 +409,78 @@ def test_disk_held_by_another_running_vm_is_locked(
     vm = [vm for vm in operations.virtual_machines()
           if vm.instance_uuid == second.instance_uuid][0]
     path = [d for d in operations.search_disks(api._layout)][0].path
-    spec = attach_disk_spec(vm.devices, str(path), GiB // 1024, "paravirtual")
+    # The racing node had checked the volume was free before the other won.
     with pytest.raises(DiskLocked):
-        operations.reconfigure(vm, spec, "race", disk_path=path)
+        operations.attach_disk(vm, path, GiB // 1024, "paravirtual")
     assert [v.attached_to for v in api.list_volumes()] == [first.instance_uuid]
+
+
+def test_vm_without_disk_enable_uuid_is_refused_with_the_fix(
+        make_api, simulator, vcenter, tmpdir):
+    node = simulator.vms[1]
+    api = make_api(guest_root=guest_root(tmpdir, node.bios_uuid))
+    set_disk_enable_uuid(vcenter, node.name, False)
+    try:
+        with pytest.raises(DiskUUIDNotEnabled) as caught:
+            api.compute_instance_id()
+    finally:
+        set_disk_enable_uuid(vcenter, node.name, True)
+    message = str(caught.value)
+    assert node.name in message
+    assert "disk.EnableUUID = TRUE" in message and "power-cycle" in message
+    assert api.compute_instance_id() == node.instance_uuid
+
+
+def test_device_that_never_appears_is_an_error_after_the_timeout(
+        make_api, node, tmpdir, cluster_id):
+    api = make_api(cluster_id=cluster_id, device_timeout=0.5,
+                   guest_root=guest_root(tmpdir, node.bios_uuid))
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    with pytest.raises(DeviceNotFound) as caught:
+        api.get_device_path(volume.blockdevice_id)
+    assert caught.value.args == (volume.blockdevice_id,)
+    assert "disk.EnableUUID" in str(caught.value)
+
+
+def test_two_devices_claiming_one_disk_is_an_error(
+        make_api, node, tmpdir, vcenter, cluster_id):
+    creator = make_api(cluster_id=cluster_id)
+    volume = creator.create_volume(uuid.uuid4(), GiB)
+    creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    disk = [d for d in vm_devices(vcenter, node.name)
+            if isinstance(d, vim.vm.device.VirtualDisk)
+            and volume.blockdevice_id in d.backing.fileName][0]
+    disk_uuid = disk.backing.uuid.replace("-", "").lower()
+    root = guest_root(tmpdir, node.bios_uuid,
+                      disks=[("sdb", disk_uuid), ("sdc", disk_uuid)])
+    api = make_api(cluster_id=cluster_id, guest_root=root, device_timeout=0.5)
+    with pytest.raises(DeviceNotFound) as caught:
+        api.get_device_path(volume.blockdevice_id)
+    assert "sdb, sdc" in str(caught.value)
+
+
+def test_concurrent_attaches_to_one_vm_take_different_slots(
+        make_api, simulator, vcenter):
+    api = make_api()
+    node = simulator.vms[2]
+    volumes = [api.create_volume(uuid.uuid4(), ALLOCATION_UNIT)
+               for _ in range(6)]
+    errors = []
+
+    def attach(volume):
+        try:
+            api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+        except Exception as error:  # noqa: B902 - reported by the test
+            errors.append(error)
+    threads = [threading.Thread(target=attach, args=(volume,))
+               for volume in volumes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    disks = [d for d in vm_devices(vcenter, node.name)
+             if isinstance(d, vim.vm.device.VirtualDisk)]
+    assert len(set((d.controllerKey, d.unitNumber) for d in disks)) == len(disks)
+    assert set(v.attached_to for v in api.list_volumes()) == {node.instance_uuid}

@@ -97,6 +97,7 @@ def test_terminated_session_is_reopened(api, vcenter, logger):
     sessions = vcenter.sessionManager.sessionList
     mine = [s.key for s in sessions
             if s.key != vcenter.sessionManager.currentSession.key]
+    assert mine
     vcenter.sessionManager.TerminateSession(sessionId=mine)
     assert api.list_volumes() == []
     assert any(message.get("message_type") ==

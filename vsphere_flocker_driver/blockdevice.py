@@ -18,18 +18,16 @@ from ._logging import (
     ATTACH_VOLUME, COMPUTE_INSTANCE_ID, CREATE_VOLUME, DESTROY_VOLUME,
     DETACH_VOLUME, GET_DEVICE_PATH, LIST_VOLUMES,
 )
-from .devices import (
-    attach_disk_spec, detach_disk_spec, find_disk, normalise_disk_uuid,
-)
+from .devices import find_disk, normalise_disk_uuid
 from .errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, DeviceNotFound, DiskLocked,
-    NoFreeDiskSlot, VirtualMachineNotFound,
+    DiskUUIDNotEnabled, NodeNotFound, VirtualMachineNotFound,
 )
 from .flocker_api import (
     AlreadyAttachedVolume, BlockDeviceVolume, IBlockDeviceAPI,
     UnattachedVolume, UnknownInstanceID, UnknownVolume,
 )
-from .guest import GuestIdentityUnknown
+from .guest import GuestDeviceError, GuestIdentityUnknown
 from .layout import ClusterLayout, blockdevice_id_for, parse_dataset_id
 
 #: Sizes are whole MiB; vSphere itself counts in KiB.
@@ -37,20 +35,6 @@ ALLOCATION_UNIT = int(bitmath.MiB(1).bytes)
 
 #: The largest VMDK vSphere supports (62 TiB).
 MAXIMUM_SIZE = int(bitmath.TiB(62).bytes)
-
-
-class NodeNotFound(UnknownInstanceID):
-    """
-    This node's VM cannot be found in vCenter (an ``UnknownInstanceID``).
-
-    :ivar text reason: What was tried and the likely cause.
-    """
-    def __init__(self, api, reason):
-        UnknownInstanceID.__init__(self, api)
-        self.reason = reason
-
-    def __str__(self):
-        return "Cannot find this node's virtual machine: {}".format(self.reason)
 
 
 def _validate_size(size):
@@ -133,9 +117,11 @@ class VsphereBlockDeviceAPI(object):
     def compute_instance_id(self):
         """
         This node's id: the instance UUID of the one VM with this guest's BIOS
-        UUID.  Computed once.
+        UUID.  Computed once, and the VM checked to show disk UUIDs to the
+        guest.
 
         :raises UnknownInstanceID: no VM, or several VMs, match.
+        :raises DiskUUIDNotEnabled: the VM lacks ``disk.EnableUUID = TRUE``.
         """
         with self._instance_lock:
             if self._instance_id is None:
@@ -152,8 +138,11 @@ class VsphereBlockDeviceAPI(object):
         for bios_uuid in candidates:
             vms = self._operations.find_vms_by_bios_uuid(bios_uuid)
             if len(vms) > 1:
-                raise AmbiguousInstance(bios_uuid, sorted(vm.name for vm in vms))
+                raise AmbiguousInstance(
+                    self, bios_uuid, sorted(vm.name for vm in vms))
             if vms:
+                if not self._operations.disk_uuid_enabled(vms[0]):
+                    raise DiskUUIDNotEnabled(vms[0].name)
                 return vms[0].instance_uuid
         raise NodeNotFound(self, (
             "no virtual machine in datacenter {} has BIOS UUID {}; is this "
@@ -222,15 +211,10 @@ class VsphereBlockDeviceAPI(object):
                       if vm.instance_uuid == text_type(attach_to).lower()]
             if not target:
                 raise VirtualMachineNotFound(attach_to)
-            vm = target[0]
-            spec = attach_disk_spec(vm.devices, text_type(disk.path),
-                                    disk.size // 1024,
-                                    self._config.scsi_controller_type)
-            if spec is None:
-                raise NoFreeDiskSlot(vm.name)
             try:
-                self._operations.reconfigure(
-                    vm, spec, "attach {}".format(disk.path), disk_path=disk.path)
+                self._operations.attach_disk(
+                    target[0], disk.path, disk.size // 1024,
+                    self._config.scsi_controller_type)
             except DiskLocked:
                 raise AlreadyAttachedVolume(blockdevice_id)
             return self._volume(disk, attached_to=attach_to)
@@ -248,14 +232,21 @@ class VsphereBlockDeviceAPI(object):
                 disk, self._operations.virtual_machines())
             if holder is None:
                 raise UnattachedVolume(blockdevice_id)
-            if (self._instance_id is not None
-                    and holder.instance_uuid == self._instance_id
-                    and getattr(device.backing, "uuid", None)):
-                # The guest lets go of the device first, so the kernel does
-                # not keep a dead disk.
+            if self._is_this_node(holder) and getattr(device.backing, "uuid", None):
+                # The guest flushes and lets go of the device first, so the
+                # kernel does not keep a dead disk.
                 self._guest.release_disk(normalise_disk_uuid(device.backing.uuid))
-            self._operations.reconfigure(
-                holder, detach_disk_spec(device), "detach {}".format(disk.path))
+            self._operations.detach_disk(holder, device, disk.path)
+
+    def _is_this_node(self, vm):
+        """
+        Whether ``vm`` is this node; ``False`` where this process does not
+        run on a node VM (an operator's machine).
+        """
+        try:
+            return vm.instance_uuid == self.compute_instance_id()
+        except UnknownInstanceID:
+            return False
 
     def list_volumes(self):
         """
@@ -296,11 +287,11 @@ class VsphereBlockDeviceAPI(object):
                 raise DeviceNotFound(blockdevice_id, None,
                                      "vCenter reports no UUID for the disk")
             disk_uuid = normalise_disk_uuid(uuid)
-            path = self._guest.device_for_disk(disk_uuid)
-            if path is None:
-                raise DeviceNotFound(blockdevice_id, disk_uuid, (
-                    "no block device has SCSI identifier naa.{}; is "
-                    "disk.EnableUUID TRUE on this VM?").format(disk_uuid))
+            try:
+                path = self._guest.device_for_disk(
+                    disk_uuid, self._config.device_timeout)
+            except GuestDeviceError as error:
+                raise DeviceNotFound(blockdevice_id, disk_uuid, error.reason)
             action.add_success_fields(device_path=path.path)
             return path
 

@@ -86,6 +86,7 @@ class VsphereConfiguration(PClass):
     scsi_controller_type = field(type=text_type, mandatory=True,
                                  initial="paravirtual")
     operation_timeout = field(type=float, mandatory=True, initial=300.0)
+    device_timeout = field(type=float, mandatory=True, initial=60.0)
     ssl_verify_cert = field(type=bool, mandatory=True, initial=True)
     ssl_ca_file = field(type=(text_type, type(None)), initial=None)
     ssl_cert_file = field(type=(text_type, type(None)), initial=None)
@@ -106,6 +107,15 @@ def _require_text(key, value):
     if not value:
         raise ConfigurationError(key, "must not be empty")
     return value
+
+
+def _password(key, value):
+    # Unlike other text, a password is taken as it is: spaces may belong.
+    if not isinstance(value, string_types):
+        raise ConfigurationError(key, "must be text, not {}".format(_kind(value)))
+    if not value:
+        raise ConfigurationError(key, "must not be empty")
+    return text_type(value)
 
 
 def _kind(value):
@@ -209,7 +219,7 @@ _KEYS = {
     "vc_ip": (_require_text, "vc_host", True),
     "vc_port": (_port, "vc_port", False),
     "username": (_require_text, "username", True),
-    "password": (_require_text, "password", False),
+    "password": (_password, "password", False),
     "password_file": (_readable_file, None, False),
     "datacenter_name": (_require_text, "datacenter_name", True),
     "datastore_name": (_require_text, "datastore_name", True),
@@ -218,6 +228,7 @@ _KEYS = {
     "scsi_controller_type": (_one_of(SCSI_CONTROLLER_TYPES),
                              "scsi_controller_type", False),
     "operation_timeout": (_timeout, "operation_timeout", False),
+    "device_timeout": (_timeout, "device_timeout", False),
     "ssl_verify_cert": (_boolean, "ssl_verify_cert", False),
     "ssl_ca_file": (_readable_file, "ssl_ca_file", False),
     "ssl_cert_file": (_readable_file, "ssl_cert_file", False),
@@ -231,7 +242,8 @@ _AGENT_KEYS = ("backend",)
 
 def _read_password_file(path):
     with io.open(path, encoding="utf-8") as password_file:
-        password = password_file.read().strip()
+        # Only the line end an editor adds is dropped: spaces may belong.
+        password = password_file.read().rstrip("\r\n")
     if not password:
         raise ConfigurationError("password_file", "names an empty file")
     return password

@@ -8,9 +8,12 @@ vCenter itself, and tasks.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-from .flocker_api import VolumeException
+from six import python_2_unicode_compatible
+
+from .flocker_api import UnknownInstanceID, VolumeException
 
 
+@python_2_unicode_compatible
 class ConfigurationError(ValueError):
     """
     The ``dataset`` section of agent.yml is wrong.
@@ -34,6 +37,7 @@ class VCenterError(Exception):
     """Base class of errors in talking to vCenter."""
 
 
+@python_2_unicode_compatible
 class VCenterUnavailable(VCenterError):
     """
     vCenter could not be reached, or refused the TLS handshake or the login.
@@ -53,6 +57,7 @@ class VCenterUnavailable(VCenterError):
             self.host, self.port, self.reason)
 
 
+@python_2_unicode_compatible
 class TaskFailed(VCenterError):
     """
     A vCenter task ended in error.
@@ -73,6 +78,7 @@ class TaskFailed(VCenterError):
             self.task, self.description, message)
 
 
+@python_2_unicode_compatible
 class TaskTimeout(VCenterError):
     """
     A vCenter task did not finish within the operation timeout.
@@ -95,6 +101,7 @@ class TaskTimeout(VCenterError):
                     self.task, self.description, self.timeout, self.state)
 
 
+@python_2_unicode_compatible
 class VirtualMachineNotFound(VCenterError):
     """
     No VM has the instance UUID given as a node id.
@@ -110,6 +117,7 @@ class VirtualMachineNotFound(VCenterError):
             self.instance_uuid)
 
 
+@python_2_unicode_compatible
 class NoFreeDiskSlot(VCenterError):
     """
     A VM has no free SCSI unit left and already has the most controllers.
@@ -125,6 +133,7 @@ class NoFreeDiskSlot(VCenterError):
                 "controllers hold 15 disks each").format(self.vm)
 
 
+@python_2_unicode_compatible
 class AttachedVolumeNotDestroyed(VolumeException):
     """
     Destroying a volume that a VM still holds was refused.
@@ -142,6 +151,7 @@ class AttachedVolumeNotDestroyed(VolumeException):
                 "it").format(self.blockdevice_id, self.attached_to)
 
 
+@python_2_unicode_compatible
 class DeviceNotFound(VolumeException):
     """
     The guest shows no block device for an attached volume's disk.
@@ -158,6 +168,7 @@ class DeviceNotFound(VolumeException):
             self.blockdevice_id, self.disk_uuid, self.reason)
 
 
+@python_2_unicode_compatible
 class DiskLocked(VCenterError):
     """
     vSphere refused to open a disk because another VM holds its lock.
@@ -172,6 +183,7 @@ class DiskLocked(VCenterError):
         return "Disk {} is locked by another virtual machine".format(self.path)
 
 
+@python_2_unicode_compatible
 class DatasetAlreadyHasVolume(VCenterError):
     """
     A volume for this dataset exists already: one dataset never gets two disks.
@@ -186,7 +198,23 @@ class DatasetAlreadyHasVolume(VCenterError):
         return "Dataset {} already has a volume".format(self.dataset_id)
 
 
-class AmbiguousInstance(VCenterError):
+@python_2_unicode_compatible
+class NodeNotFound(UnknownInstanceID):
+    """
+    This node's VM cannot be found in vCenter (an ``UnknownInstanceID``).
+
+    :ivar text reason: What was tried and the likely cause.
+    """
+    def __init__(self, api, reason):
+        UnknownInstanceID.__init__(self, api)
+        self.reason = reason
+
+    def __str__(self):
+        return "Cannot find this node's virtual machine: {}".format(self.reason)
+
+
+@python_2_unicode_compatible
+class AmbiguousInstance(NodeNotFound):
     """
     Several VMs answer to this node's BIOS UUID (cloned VMs); guessing could
     attach volumes to the wrong one.
@@ -194,8 +222,8 @@ class AmbiguousInstance(VCenterError):
     :ivar text bios_uuid: The UUID.
     :ivar names: The VMs' names.
     """
-    def __init__(self, bios_uuid, names):
-        VCenterError.__init__(self, bios_uuid, names)
+    def __init__(self, api, bios_uuid, names):
+        NodeNotFound.__init__(self, api, "several VMs have its BIOS UUID")
         self.bios_uuid = bios_uuid
         self.names = names
 
@@ -203,3 +231,22 @@ class AmbiguousInstance(VCenterError):
         return ("Several virtual machines have BIOS UUID {} ({}); give each a "
                 "unique BIOS UUID (uuid.bios) so this node can be told "
                 "apart").format(self.bios_uuid, ", ".join(self.names))
+
+
+@python_2_unicode_compatible
+class DiskUUIDNotEnabled(VCenterError):
+    """
+    This node's VM does not show its disks' UUIDs to the guest, so no
+    attached volume's device could ever be found.
+
+    :ivar text vm: The VM's name.
+    """
+    def __init__(self, vm):
+        VCenterError.__init__(self, vm)
+        self.vm = vm
+
+    def __str__(self):
+        return ("disk.EnableUUID is not TRUE on virtual machine {}: set the "
+                "configuration parameter disk.EnableUUID = TRUE (VM Options, "
+                "Advanced, Configuration Parameters) and power-cycle the VM; "
+                "a reboot of the guest is not enough").format(self.vm)

@@ -9,13 +9,22 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 import errno
 import io
+import os
 import re
+import stat
+import time
 from uuid import UUID
 
+from six import python_2_unicode_compatible
 from twisted.python.filepath import FilePath
 from zope.interface import Interface, implementer
 
-from ._compat import text_type, to_text
+from ._compat import monotonic, text_type, to_text
+
+#: Seconds to wait for an attached disk's device to appear.
+DEFAULT_DEVICE_TIMEOUT = 60.0
+_POLL_INTERVAL = 0.1
+_RESCAN_INTERVAL = 2.0
 
 
 class IGuest(Interface):
@@ -29,18 +38,21 @@ class IGuest(Interface):
         :returns: a list of lowercase UUID texts.
         """
 
-    def device_for_disk(disk_uuid):
+    def device_for_disk(disk_uuid, timeout):
         """
         The block device carrying the disk whose UUID is ``disk_uuid``.
 
         :param text disk_uuid: 32 lowercase hex digits.
-        :returns: the ``FilePath`` of the device node, or ``None``.
+        :param float timeout: Seconds to wait for it to appear.
+        :raises GuestDeviceError: it did not appear, or is ambiguous.
+        :returns: the ``FilePath`` of the device node.
         """
 
     def release_disk(disk_uuid):
         """Let the kernel forget the disk's device before it is detached."""
 
 
+@python_2_unicode_compatible
 class GuestIdentityUnknown(Exception):
     """
     This machine's BIOS UUID cannot be read.
@@ -85,6 +97,24 @@ def byte_swapped(uuid):
     SMBIOS versions show ``product_uuid`` so, relative to ``config.uuid``.
     """
     return text_type(UUID(bytes=UUID(uuid).bytes_le))
+
+
+@python_2_unicode_compatible
+class GuestDeviceError(Exception):
+    """
+    The guest shows no single block device for a disk.
+
+    :ivar text disk_uuid: The disk looked for.
+    :ivar text reason: Why.
+    """
+    def __init__(self, disk_uuid, reason):
+        Exception.__init__(self, disk_uuid, reason)
+        self.disk_uuid = disk_uuid
+        self.reason = reason
+
+    def __str__(self):
+        return "No block device for disk {}: {}".format(
+            self.disk_uuid, self.reason)
 
 
 def _read_text(path):
@@ -140,29 +170,98 @@ class SysfsGuest(object):
                 or "no VMware BIOS UUID found")
         return [text.lower() for text in candidates]
 
-    def _devices_with_wwid(self, wwid):
-        block = self._path("sys/block")
-        if not block.isdir():
-            return []
-        found = []
-        for device in block.children():
-            wwid_file = device.preauthChild("device/wwid")
+    def rescan(self):
+        """
+        Ask the kernel to look for new SCSI disks: ``- - -`` written to each
+        host's ``scan`` file (what ``rescan-scsi-bus`` does, without it).
+        """
+        hosts = self._path("sys/class/scsi_host")
+        if not hosts.isdir():
+            return
+        for host in sorted(hosts.children()):
             try:
-                if _read_text(wwid_file).lower() == wwid:
-                    found.append(device.basename())
+                _write(host.child("scan"), b"- - -")
             except (IOError, OSError):
+                # A host that cannot scan (gone, or not SCSI) is no reason
+                # to stop: the disk may be on another.
                 continue
-        return sorted(found)
 
-    def device_for_disk(self, disk_uuid):
-        names = self._devices_with_wwid("naa." + disk_uuid)
-        if len(names) != 1:
-            return None
-        return self._path("dev").child(names[0])
+    def _claims(self, disk_uuid):
+        """
+        The device names that claim ``disk_uuid``: by their SCSI identifier
+        (``sys/block/*/device/wwid``) or by udev's ``wwn-0x`` link.  Only an
+        exact match counts.
+        """
+        names = set()
+        block = self._path("sys/block")
+        if block.isdir():
+            for device in block.children():
+                try:
+                    wwid = _read_text(device.preauthChild("device/wwid"))
+                except (IOError, OSError):
+                    continue
+                if wwid.lower() == "naa." + disk_uuid:
+                    names.add(device.basename())
+        link = self._path("dev/disk/by-id").child("wwn-0x" + disk_uuid)
+        if link.islink():
+            names.add(link.realpath().basename())
+        return sorted(names)
+
+    def device_for_disk(self, disk_uuid, timeout=DEFAULT_DEVICE_TIMEOUT):
+        """
+        The device node of the disk ``disk_uuid`` (32 lowercase hex digits),
+        waiting up to ``timeout`` seconds for it to appear after a rescan.
+
+        :raises GuestDeviceError: none appeared, or more than one device
+            claims the disk.
+        :returns FilePath:
+        """
+        deadline = monotonic() + timeout
+        next_rescan = monotonic()
+        while True:
+            if monotonic() >= next_rescan:
+                self.rescan()
+                next_rescan = monotonic() + _RESCAN_INTERVAL
+            names = self._claims(disk_uuid)
+            if len(names) > 1:
+                raise GuestDeviceError(disk_uuid, (
+                    "devices {} all claim it; refusing to guess").format(
+                        ", ".join(names)))
+            if names:
+                node = self._path("dev").child(names[0])
+                if _is_block_device(node):
+                    return node
+            if monotonic() >= deadline:
+                raise GuestDeviceError(disk_uuid, (
+                    "no block device with SCSI identifier naa.{} appeared "
+                    "within {} seconds; is disk.EnableUUID TRUE on this "
+                    "VM?").format(disk_uuid, timeout))
+            # sysfs offers nothing to wait on portably: poll, briefly and
+            # bounded by the deadline above.
+            time.sleep(_POLL_INTERVAL)
 
     def release_disk(self, disk_uuid):
-        for name in self._devices_with_wwid("naa." + disk_uuid):
+        """
+        Flush and remove the disk's device (``device/delete``), so that the
+        kernel does not keep a dead disk once vSphere detaches it.
+        """
+        for name in self._claims(disk_uuid):
             delete = self._path("sys/block").child(name).preauthChild(
                 "device/delete")
-            if delete.exists():
-                delete.setContent(b"1")
+            try:
+                _write(delete, b"1")
+            except (IOError, OSError):
+                continue
+
+
+def _write(path, data):
+    """Write to a sysfs file in place (sysfs allows no temporary files)."""
+    with io.open(path.path, "wb") as f:
+        f.write(data)
+
+
+def _is_block_device(path):
+    try:
+        return stat.S_ISBLK(os.stat(path.path).st_mode)
+    except OSError:
+        return False

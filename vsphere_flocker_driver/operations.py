@@ -16,8 +16,10 @@ from zope.interface import Interface, implementer
 
 from ._compat import text_type
 from ._logging import FOLDER_CREATED, RECONFIGURE_VM, log_message
+from .devices import attach_disk_spec, detach_disk_spec
 from .errors import (
-    ConfigurationError, DatasetAlreadyHasVolume, DiskLocked, TaskFailed,
+    ConfigurationError, DatasetAlreadyHasVolume, DiskLocked, NoFreeDiskSlot,
+    TaskFailed,
 )
 from .layout import disk_search_spec, disks_from_search
 
@@ -44,8 +46,14 @@ class IVsphereOperations(Interface):
     def find_vms_by_bios_uuid(bios_uuid):
         """The ``VirtualMachineRecord`` of every VM with that BIOS UUID."""
 
-    def reconfigure(vm, spec, description):
-        """Apply ``spec`` to ``vm`` (a record) and wait for it."""
+    def attach_disk(vm, path, capacity_kb, controller_type):
+        """Attach the existing disk ``path`` to ``vm`` (a record)."""
+
+    def detach_disk(vm, disk, path):
+        """Detach the device ``disk`` from ``vm``, keeping its file."""
+
+    def disk_uuid_enabled(vm):
+        """Whether ``vm`` shows its disks' UUIDs to the guest."""
 
 
 class VirtualMachineRecord(PClass):
@@ -90,7 +98,7 @@ def _is_lock_fault(fault):
     if isinstance(fault, vim.fault.FileLocked):
         return True
     if isinstance(fault, vim.fault.GenericVmConfigFault):
-        texts = [fault.reason or ""] + [
+        texts = [fault.reason or "", fault.msg or ""] + [
             "{} {}".format(message.key or "", message.message or "")
             for message in fault.faultMessage or ()]
         return any("lock" in text.lower() for text in texts)
@@ -249,25 +257,67 @@ class VsphereOperations(object):
         return [_record(vm, properties)
                 for vm, properties in self.vcenter.retrieve([spec])]
 
+    def _vm_properties(self, vm, paths):
+        """``paths`` of the one VM ``vm``, in one request."""
+        spec = vim.PropertyCollector.FilterSpec(
+            objectSet=[vim.PropertyCollector.ObjectSpec(obj=vm)],
+            propSet=[vim.PropertyCollector.PropertySpec(
+                type=vim.VirtualMachine, pathSet=paths)])
+        for _, properties in self.vcenter.retrieve([spec]):
+            return properties
+        return {}
+
+    def disk_uuid_enabled(self, vm):
+        """
+        Whether ``disk.EnableUUID`` is TRUE in the VM's extraConfig: without
+        it the guest sees no disk UUID, and no device could ever be found.
+        """
+        options = self._vm_properties(vm.ref, ["config.extraConfig"]).get(
+            "config.extraConfig") or ()
+        for option in options:
+            if option.key.lower() == "disk.enableuuid":
+                return text_type(option.value).strip().lower() == "true"
+        return False
+
     def _vm_lock(self, vm):
         with self._vm_locks_lock:
             return self._vm_locks.setdefault(vm._moId, threading.Lock())
 
-    def reconfigure(self, vm, spec, description, disk_path=None):
+    def attach_disk(self, vm, path, capacity_kb, controller_type):
         """
-        Apply ``spec`` to the VM ``vm`` and wait for the task.
+        Attach the existing disk ``path`` to ``vm``.
 
-        :raises DiskLocked: another VM holds ``disk_path``.
+        The free slot is chosen under the VM's lock from its devices as they
+        are now, so that threads attaching to one VM never pick the same one.
+
+        :raises NoFreeDiskSlot: the VM has no room.
+        :raises DiskLocked: another running VM holds the disk.
         """
         with self._vm_lock(vm.ref):
-            with RECONFIGURE_VM(vm=vm.ref._moId, description=description):
-                try:
-                    self.vcenter.run_task(vm.ref.ReconfigVM_Task, description,
-                                          spec=spec)
-                except TaskFailed as error:
-                    if _is_lock_fault(error.fault):
-                        raise DiskLocked(text_type(disk_path))
-                    raise
+            devices = self._vm_properties(
+                vm.ref, ["config.hardware.device"]).get(
+                    "config.hardware.device") or ()
+            spec = attach_disk_spec(devices, text_type(path), capacity_kb,
+                                    controller_type)
+            if spec is None:
+                raise NoFreeDiskSlot(vm.name)
+            self._reconfigure(vm, spec, "attach {}".format(path), path)
+
+    def detach_disk(self, vm, disk, path):
+        """Detach the device ``disk`` from ``vm``; the file stays."""
+        with self._vm_lock(vm.ref):
+            self._reconfigure(vm, detach_disk_spec(disk),
+                              "detach {}".format(path), path)
+
+    def _reconfigure(self, vm, spec, description, path):
+        with RECONFIGURE_VM(vm=vm.ref._moId, description=description):
+            try:
+                self.vcenter.run_task(vm.ref.ReconfigVM_Task, description,
+                                      spec=spec)
+            except TaskFailed as error:
+                if _is_lock_fault(error.fault):
+                    raise DiskLocked(text_type(path))
+                raise
 
 
 class _Inventory(PClass):

@@ -312,7 +312,12 @@ class VCenter(object):
                 if info.get("info.state") in _TERMINAL_TASK_STATES:
                     return info
         finally:
-            self.call(collector.DestroyPropertyCollector)
+            try:
+                self.call(collector.DestroyPropertyCollector)
+            except (vmodl.MethodFault, VCenterUnavailable):
+                # The collector dies with the session anyway; the wait's own
+                # outcome is what the caller needs to see.
+                pass
 
     # -- the inventory -------------------------------------------------------
 
