@@ -31,8 +31,38 @@ def simulator():
         if os.environ.get("CI"):
             raise
         pytest.skip("the vCenter simulator is not available: {}".format(error))
-    yield sim
-    sim.stop()
+    try:
+        # Node VMs are prepared as the installation guide asks.
+        instance = sim.connect()
+        for vm in sim.vms:
+            set_disk_enable_uuid(instance.RetrieveContent(), vm.name, True)
+        yield sim
+    finally:
+        sim.stop()
+
+
+def find_vm(content, name):
+    """The VM called ``name``, read directly from vCenter."""
+    from pyVmomi import vim
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        for vm in view.view:
+            if vm.name == name:
+                return vm
+    finally:
+        view.DestroyView()
+    raise LookupError(name)
+
+
+def set_disk_enable_uuid(content, name, enabled):
+    """Set ``disk.EnableUUID`` on the VM called ``name``."""
+    from pyVmomi import vim
+    vm = find_vm(content, name)
+    task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(extraConfig=[
+        vim.option.OptionValue(key="disk.EnableUUID",
+                               value="TRUE" if enabled else "FALSE")]))
+    assert task.info.state == "success", task.info.error
 
 
 @pytest.fixture
@@ -100,13 +130,4 @@ def vcenter(simulator):
 
 def vm_devices(content, name):
     """The devices of the VM called ``name``, read directly from vCenter."""
-    from pyVmomi import vim
-    view = content.viewManager.CreateContainerView(
-        content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        for vm in view.view:
-            if vm.name == name:
-                return list(vm.config.hardware.device)
-    finally:
-        view.DestroyView()
-    raise LookupError(name)
+    return list(find_vm(content, name).config.hardware.device)
