@@ -25,6 +25,7 @@ from ._compat import monotonic, text_type, to_text
 DEFAULT_DEVICE_TIMEOUT = 60.0
 _POLL_INTERVAL = 0.1
 _RESCAN_INTERVAL = 2.0
+_RELEASE_TIMEOUT = 5.0
 
 
 class IGuest(Interface):
@@ -246,12 +247,16 @@ class SysfsGuest(object):
         kernel does not keep a dead disk once vSphere detaches it.
         """
         for name in self._claims(disk_uuid):
-            delete = self._path("sys/block").child(name).preauthChild(
-                "device/delete")
+            device = self._path("sys/block").child(name)
             try:
-                _write(delete, b"1")
+                _write(device.preauthChild("device/delete"), b"1")
             except (IOError, OSError):
                 continue
+            # Linux removes the device before the write returns; wait,
+            # bounded, where the removal is carried out asynchronously.
+            deadline = monotonic() + _RELEASE_TIMEOUT
+            while os.path.exists(device.path) and monotonic() < deadline:
+                time.sleep(_POLL_INTERVAL)
 
 
 def _write(path, data):
