@@ -1,33 +1,146 @@
 """
-The README's demonstration: the backend's whole life cycle on the bundled
-vCenter simulator, printed for a person to read.
+The README's demonstration: a volume's life on the bundled vCenter simulator,
+with two virtual node VMs on real loop devices, so that data written on one
+node is read back on the other.  Printed for a person to read.
 
 Run it with ``make demo`` or ``python -m vsphere_flocker_driver.demo``.
+Without loop devices (not root) it shows the vCenter side only.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import hashlib
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import uuid
 
 import bitmath
 
 from . import vsphere_from_configuration
 from .testtools.simulator import Simulator, SimulatorUnavailable
+from .testtools.virtual_guest import VirtualGuest, loop_devices_available
+
+GiB = 1024 ** 3
 
 
 def _size(size):
     return bitmath.Byte(size).best_prefix().format("{value:.0f} {unit}")
 
 
-def _show(volumes, names):
-    if not volumes:
-        print("    (no volumes)")
-    for volume in volumes:
-        where = ("attached to {}".format(names[volume.attached_to])
-                 if volume.attached_to else "not attached")
-        print("    {}  {:>7}  {}".format(
-            volume.blockdevice_id, _size(volume.size), where))
+class _Demo(object):
+    def __init__(self, simulator, workdir):
+        self.simulator = simulator
+        self.workdir = workdir
+        self.dataset = simulator.dataset_config()
+        self.dataset.pop("backend")
+        self.names = dict((vm.instance_uuid, vm.name) for vm in simulator.vms)
+        self.cluster_id = uuid.uuid4()
+        self.step = 0
+
+    def title(self, text):
+        self.step += 1
+        print("\n{}. {}".format(self.step, text))
+
+    def show(self, api):
+        volumes = api.list_volumes()
+        if not volumes:
+            print("     (no volumes)")
+        for volume in volumes:
+            where = ("attached to {}".format(self.names[volume.attached_to])
+                     if volume.attached_to else "not attached")
+            print("     {}  {:>6}  {}".format(
+                volume.blockdevice_id, _size(volume.size), where))
+
+    def node(self, guest_root="/"):
+        return vsphere_from_configuration(
+            cluster_id=self.cluster_id, guest_root=guest_root, **self.dataset)
+
+    def run(self, guests):
+        print("  vCenter at {} (datacenter {}, datastore {})".format(
+            self.simulator.url, self.dataset["datacenter_name"],
+            self.dataset["datastore_name"]))
+        print("  Volumes go to [{}] FLOCKER/{}/".format(
+            self.dataset["datastore_name"], self.cluster_id))
+        vm_a, vm_b = self.simulator.vms[:2]
+        if guests:
+            node_a = self.node(guests[0].root)
+            node_b = self.node(guests[1].root)
+            print("  Node A is VM {}, node B is VM {}, each a virtual guest "
+                  "on real loop devices".format(vm_a.name, vm_b.name))
+        else:
+            node_a = node_b = self.node()
+
+        self.title("Create a 1 GiB volume")
+        volume = node_a.create_volume(uuid.uuid4(), GiB)
+        self.show(node_a)
+
+        node_id_a = (node_a.compute_instance_id() if guests
+                     else vm_a.instance_uuid)
+        self.title("Attach it to node A ({})".format(vm_a.name))
+        node_a.attach_volume(volume.blockdevice_id, node_id_a)
+        self.show(node_a)
+        digest = None
+        if guests:
+            digest = self.write_on(node_a, volume)
+
+        self.title("Detach it from node A (the disk file stays)")
+        node_a.detach_volume(volume.blockdevice_id)
+        self.show(node_a)
+
+        node_id_b = (node_b.compute_instance_id() if guests
+                     else vm_b.instance_uuid)
+        self.title("Attach it to node B ({})".format(vm_b.name))
+        node_b.attach_volume(volume.blockdevice_id, node_id_b)
+        self.show(node_b)
+        if guests:
+            same = self.read_on(node_b, volume) == digest
+            print("     The data read on node B is {} what node A wrote".format(
+                "byte for byte" if same else "NOT"))
+            if not same:
+                return 1
+        node_b.detach_volume(volume.blockdevice_id)
+
+        self.title("Destroy it")
+        node_b.destroy_volume(volume.blockdevice_id)
+        self.show(node_b)
+        print("\nDone: created, attached, {}detached, moved and destroyed a "
+              "volume.".format("written, read back, " if guests else ""))
+        return 0
+
+    def write_on(self, node, volume):
+        device = node.get_device_path(volume.blockdevice_id)
+        print("     Node A sees it as {} ({})".format(
+            os.path.relpath(device.path, self.workdir), _size(volume.size)))
+        subprocess.check_call(["mkfs.ext4", "-q", "-F", device.path])
+        mountpoint = tempfile.mkdtemp(dir=self.workdir)
+        subprocess.check_call(["mount", device.path, mountpoint])
+        try:
+            data = os.urandom(8 * 1024 * 1024)
+            with open(os.path.join(mountpoint, "data.bin"), "wb") as f:
+                f.write(data)
+        finally:
+            subprocess.check_call(["umount", mountpoint])
+        digest = hashlib.sha256(data).hexdigest()
+        print("     Made an ext4 filesystem and wrote 8 MiB, sha256 {}...".format(
+            digest[:16]))
+        return digest
+
+    def read_on(self, node, volume):
+        device = node.get_device_path(volume.blockdevice_id)
+        print("     Node B sees it as {}".format(
+            os.path.relpath(device.path, self.workdir)))
+        mountpoint = tempfile.mkdtemp(dir=self.workdir)
+        subprocess.check_call(["mount", "-o", "ro", device.path, mountpoint])
+        try:
+            with open(os.path.join(mountpoint, "data.bin"), "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+        finally:
+            subprocess.check_call(["umount", mountpoint])
+        print("     Read 8 MiB back, sha256 {}...".format(digest[:16]))
+        return digest
 
 
 def run():
@@ -38,40 +151,24 @@ def run():
     except SimulatorUnavailable as error:
         print("Cannot run the demonstration: {}".format(error))
         return 1
+    workdir = tempfile.mkdtemp(prefix="vsphere-flocker-demo-")
+    guests = []
     try:
-        dataset = simulator.dataset_config()
-        dataset.pop("backend")
-        print("  vCenter at {} (datacenter {}, datastore {})".format(
-            simulator.url, dataset["datacenter_name"], dataset["datastore_name"]))
-        cluster_id = uuid.uuid4()
-        api = vsphere_from_configuration(cluster_id=cluster_id, **dataset)
-        names = dict((vm.instance_uuid, vm.name) for vm in simulator.vms)
-        node = simulator.vms[0]
-        print("\nFlocker cluster {}; volumes go to [{}] FLOCKER/{}/".format(
-            cluster_id, dataset["datastore_name"], cluster_id))
-
-        print("\n1. Create two volumes")
-        first = api.create_volume(uuid.uuid4(), 4 * 1024 ** 3)
-        second = api.create_volume(uuid.uuid4(), 1024 ** 3)
-        _show(api.list_volumes(), names)
-
-        print("\n2. Attach the first to VM {} (node id {})".format(
-            node.name, node.instance_uuid))
-        api.attach_volume(first.blockdevice_id, node.instance_uuid)
-        _show(api.list_volumes(), names)
-
-        print("\n3. Detach it again (the disk file stays)")
-        api.detach_volume(first.blockdevice_id)
-        _show(api.list_volumes(), names)
-
-        print("\n4. Destroy both")
-        api.destroy_volume(first.blockdevice_id)
-        api.destroy_volume(second.blockdevice_id)
-        _show(api.list_volumes(), names)
-        print("\nDone: create, list, attach, detach and destroy all worked.")
-        return 0
+        available, reason = loop_devices_available()
+        if available:
+            for index, vm in enumerate(simulator.vms[:2]):
+                guests.append(VirtualGuest(
+                    simulator, vm, os.path.join(workdir, "node-" + "ab"[index])
+                ).start())
+        else:
+            print("  (no loop devices: {}; showing the vCenter side "
+                  "only)".format(reason))
+        return _Demo(simulator, workdir).run(guests)
     finally:
+        for guest in guests:
+            guest.stop()
         simulator.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main():
