@@ -131,3 +131,41 @@ def vcenter(simulator):
 def vm_devices(content, name):
     """The devices of the VM called ``name``, read directly from vCenter."""
     return list(find_vm(content, name).config.hardware.device)
+
+
+@pytest.fixture
+def virtual_guest(simulator, tmpdir):
+    """
+    Build guest OSes of simulator VMs: ``make(vm, **kwargs)`` starts a
+    ``VirtualGuest`` for one of ``simulator.vms`` in a folder of its own.
+    All are stopped at teardown (mounts, loop devices and nodes released);
+    errors the guests saw and nobody took make the test fail there.  Where
+    loop devices cannot be had the test skips, except in CI, where it fails.
+    """
+    from vsphere_flocker_driver.testtools.virtual_guest import (
+        VirtualGuest, VirtualGuestError, loop_devices_available)
+    available, reason = loop_devices_available()
+    if not available:
+        message = "loop devices are not available: {}".format(reason)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    guests = []
+
+    def make(vm, **kwargs):
+        root = tmpdir.join("guest-{}".format(len(guests))).strpath
+        guest = VirtualGuest(simulator, vm, root, **kwargs)
+        guests.append(guest)
+        return guest.start()
+
+    yield make
+    problems = []
+    for guest in guests:
+        try:
+            guest.stop()
+        except VirtualGuestError as error:
+            problems.append("{}: {}".format(guest.vm.name, error))
+        problems.extend("{}: {}".format(guest.vm.name, error)
+                        for error in guest.take_errors())
+    if problems:
+        pytest.fail("virtual guests: " + "; ".join(problems))
