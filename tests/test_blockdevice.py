@@ -383,7 +383,8 @@ def test_every_operation_is_logged_without_the_password(
                   if message.get("action_type") ==
                   "vsphere_flocker_driver:vcenter:call"
                   and message.get("action_status") == "started")
-    assert {"CreateVirtualDisk_Task", "ReconfigVM_Task", "SearchDatastore_Task",
+    assert {"CreateVirtualDisk_Task", "ReconfigVM_Task",
+            "SearchDatastoreSubFolders_Task",
             "RetrievePropertiesEx", "DeleteVirtualDisk_Task"} <= methods
     text = json.dumps(logger.messages, default=repr)
     assert dataset_config["password"] not in text

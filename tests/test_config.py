@@ -171,3 +171,52 @@ def test_configuration_is_immutable():
     config = configure()
     with pytest.raises(AttributeError):
         config.vc_host = "elsewhere"
+
+
+def test_mandatory_profiles_default_to_the_datastore():
+    config = configure(provisioning="thick")
+    assert sorted(config.profiles) == ["bronze", "gold", "silver"]
+    for profile in config.profiles.values():
+        assert (profile.datastore, profile.storage_policy,
+                profile.provisioning) == ("datastore1", None, "thick")
+    assert config.default_profile == "bronze"
+
+
+def test_profiles_choose_datastore_policy_and_provisioning():
+    config = configure(profiles={
+        "gold": {"datastore": "ssd", "storage_policy": "Gold",
+                 "provisioning": "eager_zeroed_thick"},
+        "archive": {"datastore": "nfs"}}, default_profile="archive")
+    gold = config.profiles["gold"]
+    assert (gold.datastore, gold.storage_policy, gold.disk_type) == (
+        "ssd", "Gold", "eagerZeroedThick")
+    assert config.profiles["archive"].datastore == "nfs"
+    assert config.default_profile == "archive"
+    assert config.datastores == ["datastore1", "nfs", "ssd"]
+
+
+@pytest.mark.parametrize("profiles, key, words", [
+    ({"gold": {"datastor": "x"}}, "profiles.gold.datastor", "did you mean datastore"),
+    ({"gold": {"provisioning": "fat"}}, "profiles.gold.provisioning", "one of"),
+    ({"gold": "ssd"}, "profiles.gold", "must be a mapping"),
+    ({"../x": {}}, "profiles.../x", "letters, digits"),
+    (["gold"], "profiles", "must be a mapping"),
+])
+def test_wrong_profiles_name_the_key(profiles, key, words):
+    error = error_for(profiles=profiles)
+    assert error.key == key
+    assert words in str(error)
+
+
+def test_default_profile_must_exist():
+    error = error_for(default_profile="platinum")
+    assert error.key == "default_profile"
+    assert "bronze, gold, silver" in str(error)
+
+
+def test_password_spaces_are_kept(tmpdir):
+    assert configure(password=" p w ").password.reveal() == " p w "
+    secret = tmpdir.join("password")
+    secret.write(" spaced \n")
+    config = configure(password=None, password_file=secret.strpath)
+    assert config.password.reveal() == " spaced "

@@ -16,11 +16,25 @@ DATASET = uuid.UUID("0b2b4a7a-4c15-4a1c-9d61-0d5a5b0a8f01")
 CLUSTER = uuid.UUID("9d3e7c0c-8f51-4f6a-b7cb-6a3f0a4f9e22")
 
 
-def test_disk_path_is_in_the_clusters_folder():
-    layout = ClusterLayout(datastore="ds 1", volume_folder="FLOCKER",
-                           cluster_id=CLUSTER)
-    assert str(layout.disk_path(DATASET)) == (
-        "[ds 1] FLOCKER/{}/{}.vmdk".format(CLUSTER, DATASET))
+LAYOUT = ClusterLayout(volume_folder="FLOCKER", cluster_id=CLUSTER)
+
+
+def test_disk_path_is_in_the_profiles_folder_of_the_cluster():
+    assert str(LAYOUT.disk_path("ds 1", "gold", DATASET)) == (
+        "[ds 1] FLOCKER/{}/gold/{}.vmdk".format(CLUSTER, DATASET))
+
+
+@pytest.mark.parametrize("folder, profile", [
+    ("[ds 1] FLOCKER/{}/gold".format(CLUSTER), "gold"),
+    ("[ds 1] FLOCKER/{}/gold/".format(CLUSTER), "gold"),
+    ("[ds 1] FLOCKER/{}".format(CLUSTER), None),
+    ("[ds 1] FLOCKER/{}/gold/deeper".format(CLUSTER), None),
+    ("[ds 1] FLOCKER/{}/..".format(CLUSTER), None),
+    ("[ds 2] FLOCKER/{}/gold".format(CLUSTER), None),
+    ("[ds 1] FLOCKER/{}/gold".format(uuid.uuid4()), None),
+])
+def test_only_profile_folders_of_the_cluster_hold_volumes(folder, profile):
+    assert LAYOUT.profile_of_folder("ds 1", folder) == profile
 
 
 @pytest.mark.parametrize("text", [

@@ -20,12 +20,14 @@ from ._logging import (
 )
 from .devices import find_disk, normalise_disk_uuid
 from .errors import (
-    AmbiguousInstance, AttachedVolumeNotDestroyed, DeviceNotFound, DiskLocked,
-    DiskUUIDNotEnabled, NodeNotFound, VirtualMachineNotFound,
+    AmbiguousInstance, AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume,
+    DeviceNotFound, DiskLocked, DiskUUIDNotEnabled, NodeNotFound,
+    UnknownProfile, VirtualMachineNotFound,
 )
 from .flocker_api import (
-    AlreadyAttachedVolume, BlockDeviceVolume, IBlockDeviceAPI,
-    UnattachedVolume, UnknownInstanceID, UnknownVolume,
+    AlreadyAttachedVolume, BlockDeviceVolume, IBlockDeviceAPI, ICloudAPI,
+    IProfiledBlockDeviceAPI, UnattachedVolume, UnknownInstanceID,
+    UnknownVolume,
 )
 from .guest import GuestDeviceError, GuestIdentityUnknown
 from .layout import ClusterLayout, blockdevice_id_for, parse_dataset_id
@@ -58,11 +60,12 @@ def _validate_dataset_id(dataset_id):
         raise TypeError("A dataset id is a UUID, not {!r}".format(dataset_id))
 
 
-@implementer(IBlockDeviceAPI)
+@implementer(IBlockDeviceAPI, IProfiledBlockDeviceAPI, ICloudAPI)
 class VsphereBlockDeviceAPI(object):
     """
     Flocker volumes as VMDK files in a datastore folder, attached to the VMs
-    that run the containers.
+    that run the containers; storage profiles choose the datastore, storage
+    policy and provisioning; the VMs' power states tell which nodes live.
 
     :param VsphereConfiguration config:
     :param IVsphereOperations operations: vSphere, as the backend needs it.
@@ -74,9 +77,7 @@ class VsphereBlockDeviceAPI(object):
         self._operations = operations
         self._guest = guest
         self._layout = ClusterLayout(
-            datastore=config.datastore_name,
-            volume_folder=config.volume_folder,
-            cluster_id=config.cluster_id)
+            volume_folder=config.volume_folder, cluster_id=config.cluster_id)
         self._instance_id = None
         self._instance_lock = threading.Lock()
 
@@ -151,23 +152,55 @@ class VsphereBlockDeviceAPI(object):
 
     def create_volume(self, dataset_id, size):
         """
-        Create an unattached volume of ``size`` bytes for ``dataset_id``.
+        Create an unattached volume of ``size`` bytes for ``dataset_id``, with
+        the default profile.
 
         :raises DatasetAlreadyHasVolume: the dataset has a volume already.
         :returns BlockDeviceVolume:
         """
+        return self.create_volume_with_profile(
+            dataset_id, size, self._config.default_profile)
+
+    def create_volume_with_profile(self, dataset_id, size, profile_name):
+        """
+        Create an unattached volume on the storage ``profile_name`` chooses.
+
+        :raises UnknownProfile: no such profile is configured.
+        :raises DatasetAlreadyHasVolume: the dataset has a volume already
+            (under any profile).
+        :returns BlockDeviceVolume:
+        """
         _validate_dataset_id(dataset_id)
         _validate_size(size)
+        profile = self._config.profiles.get(text_type(profile_name).lower())
+        if profile is None:
+            raise UnknownProfile(profile_name, sorted(self._config.profiles))
         with CREATE_VOLUME(dataset_id=dataset_id, size=size,
-                           profile=None) as action:
-            path = self._layout.disk_path(dataset_id)
-            self._operations.ensure_folder(self._layout.folder)
-            self._operations.create_disk(path, dataset_id, size // 1024)
+                           profile=profile.name) as action:
+            # One dataset, one disk: a disk of it under another profile or
+            # on another datastore counts too.
+            if self._operations.search_disks(self._layout, dataset_id):
+                raise DatasetAlreadyHasVolume(dataset_id)
+            self._operations.ensure_folder(
+                self._layout.profile_folder(profile.datastore, profile.name))
+            self._operations.create_disk(
+                self._layout.disk_path(profile.datastore, profile.name,
+                                       dataset_id),
+                dataset_id, size // 1024, profile.disk_type)
             volume = BlockDeviceVolume(
                 blockdevice_id=blockdevice_id_for(dataset_id), size=size,
                 attached_to=None, dataset_id=dataset_id)
             action.add_success_fields(blockdevice_id=volume.blockdevice_id)
             return volume
+
+    def profile_of(self, blockdevice_id):
+        """
+        The profile a volume was created with.
+
+        :raises UnknownVolume:
+        :returns text:
+        """
+        return self._disk(blockdevice_id).profile
 
     def destroy_volume(self, blockdevice_id):
         """
@@ -211,10 +244,12 @@ class VsphereBlockDeviceAPI(object):
                       if vm.instance_uuid == text_type(attach_to).lower()]
             if not target:
                 raise VirtualMachineNotFound(attach_to)
+            profile = self._config.profiles.get(disk.profile)
             try:
                 self._operations.attach_disk(
                     target[0], disk.path, disk.size // 1024,
-                    self._config.scsi_controller_type)
+                    self._config.scsi_controller_type,
+                    profile.storage_policy if profile is not None else None)
             except DiskLocked:
                 raise AlreadyAttachedVolume(blockdevice_id)
             return self._volume(disk, attached_to=attach_to)
@@ -250,8 +285,8 @@ class VsphereBlockDeviceAPI(object):
 
     def list_volumes(self):
         """
-        This cluster's volumes: one datastore search and one VM retrieval,
-        however many volumes and VMs there are.
+        This cluster's volumes: one datastore search per datastore and one VM
+        retrieval, however many volumes and VMs there are.
         """
         with LIST_VOLUMES() as action:
             disks = self._operations.search_disks(self._layout)
@@ -294,6 +329,30 @@ class VsphereBlockDeviceAPI(object):
                 raise DeviceNotFound(blockdevice_id, disk_uuid, error.reason)
             action.add_success_fields(device_path=path.path)
             return path
+
+
+    # -- ICloudAPI ---------------------------------------------------------------
+
+    def list_live_nodes(self):
+        """
+        The node ids (instance UUIDs) of every powered-on VM of the
+        datacenter: a volume attached to any other node's VM may be taken
+        away from it.
+        """
+        return [vm.instance_uuid for vm in self._operations.virtual_machines()
+                if vm.power_state == "poweredOn" and vm.instance_uuid]
+
+    def start_node(self, node_id):
+        """
+        Power on the VM of ``node_id``, best effort.
+
+        :raises VirtualMachineNotFound: no VM has that id.
+        """
+        for vm in self._operations.virtual_machines():
+            if vm.instance_uuid == text_type(node_id).lower():
+                self._operations.power_on(vm)
+                return
+        raise VirtualMachineNotFound(node_id)
 
 
 def _as_text(value):

@@ -16,7 +16,7 @@ import os
 import re
 from uuid import UUID
 
-from pyrsistent import PClass, field
+from pyrsistent import PClass, field, pmap_field
 
 from ._compat import integer_types, string_types, text_type
 from .errors import ConfigurationError
@@ -68,6 +68,32 @@ class Secret(object):
         return hash(self._value)
 
 
+#: The profiles every profiled Flocker backend offers; bronze is the default.
+MANDATORY_PROFILES = ("gold", "silver", "bronze")
+DEFAULT_PROFILE = "bronze"
+
+
+class Profile(PClass):
+    """
+    Where and how volumes of one storage profile are made.
+
+    :ivar text name: The profile's name (gold, silver, bronze, or an admin's).
+    :ivar text datastore: The datastore its disks live on.
+    :ivar storage_policy: The vSphere storage policy applied to its disks
+        when attached, by name, or ``None``.
+    :ivar text provisioning: ``thin``, ``thick`` or ``eager_zeroed_thick``.
+    """
+    name = field(type=text_type, mandatory=True)
+    datastore = field(type=text_type, mandatory=True)
+    storage_policy = field(type=(text_type, type(None)), initial=None)
+    provisioning = field(type=text_type, mandatory=True)
+
+    @property
+    def disk_type(self):
+        """The vSphere ``diskType`` of new disks."""
+        return PROVISIONING_TYPES[self.provisioning]
+
+
 class VsphereConfiguration(PClass):
     """
     Everything the driver needs to know, validated.
@@ -92,11 +118,23 @@ class VsphereConfiguration(PClass):
     ssl_cert_file = field(type=(text_type, type(None)), initial=None)
     ssl_key_file = field(type=(text_type, type(None)), initial=None)
     ssl_thumbprint = field(type=(text_type, type(None)), initial=None)
+    profiles = pmap_field(text_type, Profile)
+    default_profile = field(type=text_type, mandatory=True,
+                            initial=DEFAULT_PROFILE)
 
     @property
     def disk_type(self):
-        """The vSphere ``diskType`` of new disks."""
-        return PROVISIONING_TYPES[self.provisioning]
+        """The vSphere ``diskType`` of new disks of the default profile."""
+        return self.profiles[self.default_profile].disk_type
+
+    @property
+    def datastores(self):
+        """Every datastore a profile names, the default one first."""
+        names = [self.datastore_name]
+        for name in sorted(self.profiles):
+            if self.profiles[name].datastore not in names:
+                names.append(self.profiles[name].datastore)
+        return names
 
 
 def _require_text(key, value):
@@ -185,6 +223,61 @@ def _folder(key, value):
     return value
 
 
+def _profile_name(key, value):
+    value = _require_text(key, value)
+    if not _FOLDER_NAME.match(value) or "." in value:
+        raise ConfigurationError(
+            key, "must be a name of letters, digits, '_' or '-', not {!r}".format(
+                value))
+    return value
+
+
+def _nearest_hint(key, valid):
+    close = difflib.get_close_matches(text_type(key), list(valid), n=1)
+    if close:
+        return "; did you mean {}?".format(close[0])
+    return "; valid keys are {}".format(", ".join(sorted(valid)))
+
+
+_PROFILE_KEYS = {
+    "datastore": _require_text,
+    "storage_policy": _require_text,
+    "provisioning": None,  # filled in below, once _one_of exists
+}
+
+
+def _profiles(dataset, datastore_name, provisioning):
+    """
+    The ``profiles`` mapping: each name to its datastore, storage policy and
+    provisioning; gold, silver and bronze always exist (on the default
+    datastore unless configured).
+    """
+    given = dataset.get("profiles", {})
+    if not isinstance(given, dict):
+        raise ConfigurationError("profiles", "must be a mapping of profile "
+                                 "names to settings, not {}".format(_kind(given)))
+    profiles = {}
+    for name in list(MANDATORY_PROFILES) + sorted(
+            set(given) - set(MANDATORY_PROFILES)):
+        settings = given.get(name) or {}
+        key = "profiles.{}".format(name)
+        name = _profile_name(key, name)
+        if not isinstance(settings, dict):
+            raise ConfigurationError(key, "must be a mapping (datastore, "
+                                     "storage_policy, provisioning)")
+        values = {"name": name, "datastore": datastore_name,
+                  "provisioning": provisioning}
+        for setting, value in settings.items():
+            if setting not in _PROFILE_KEYS:
+                raise ConfigurationError(
+                    "{}.{}".format(key, setting),
+                    "is not a known key" + _nearest_hint(setting, _PROFILE_KEYS))
+            values[setting] = _PROFILE_KEYS[setting](
+                "{}.{}".format(key, setting), value)
+        profiles[name] = Profile(**values)
+    return profiles
+
+
 def _readable_file(key, value):
     value = _require_text(key, value)
     if not os.path.isfile(value):
@@ -214,6 +307,8 @@ def _cluster_id(value):
             value))
 
 
+_PROFILE_KEYS["provisioning"] = _one_of(PROVISIONING_TYPES)
+
 # key: (checker, the field it fills, required?)
 _KEYS = {
     "vc_ip": (_require_text, "vc_host", True),
@@ -234,6 +329,8 @@ _KEYS = {
     "ssl_cert_file": (_readable_file, "ssl_cert_file", False),
     "ssl_key_file": (_readable_file, "ssl_key_file", False),
     "ssl_thumbprint": (_thumbprint, "ssl_thumbprint", False),
+    "profiles": (lambda key, value: value, None, False),
+    "default_profile": (_profile_name, "default_profile", False),
 }
 
 #: Keys of the ``dataset`` section the agent itself uses, not the backend.
@@ -265,10 +362,8 @@ def configuration_from_dataset(cluster_id, dataset):
         key for key in dataset if key not in _KEYS and key not in _AGENT_KEYS)
     if unknown:
         key = unknown[0]
-        close = difflib.get_close_matches(text_type(key), list(_KEYS), n=1)
-        hint = "; did you mean {}?".format(close[0]) if close else (
-            "; valid keys are {}".format(", ".join(sorted(_KEYS))))
-        raise ConfigurationError(key, "is not a known key" + hint)
+        raise ConfigurationError(key, "is not a known key" + _nearest_hint(
+            key, _KEYS))
     for key, (check, field_name, required) in sorted(_KEYS.items()):
         if key not in dataset:
             if required:
@@ -285,6 +380,13 @@ def configuration_from_dataset(cluster_id, dataset):
     if "password" not in values:
         raise ConfigurationError("password", "is missing (or give password_file)")
     values["password"] = Secret(values["password"])
+    values["profiles"] = _profiles(dataset, values["datastore_name"],
+                                   values.get("provisioning", "thin"))
+    default = values.get("default_profile", DEFAULT_PROFILE)
+    if default not in values["profiles"]:
+        raise ConfigurationError("default_profile", (
+            "names no profile: {!r} is none of {}").format(
+                default, ", ".join(sorted(values["profiles"]))))
     if ("ssl_cert_file" in values) != ("ssl_key_file" in values):
         raise ConfigurationError(
             "ssl_key_file" if "ssl_cert_file" in values else "ssl_cert_file",

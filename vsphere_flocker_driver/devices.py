@@ -108,13 +108,15 @@ def new_controller_spec(controller_type, bus_number):
         device=controller)
 
 
-def attach_disk_spec(devices, file_name, capacity_kb, controller_type):
+def attach_disk_spec(devices, file_name, capacity_kb, controller_type,
+                     policy_id=None):
     """
     The reconfiguration that attaches the existing disk ``file_name``.
 
     The disk is ``independent_persistent`` (left out of VM snapshots, which
     would otherwise pin it to this VM with a delta disk), and no
-    ``fileOperation`` is set: the file exists and must not be created.
+    ``fileOperation`` is set: the file exists and must not be created.  With
+    ``policy_id``, the disk is placed under that storage policy.
 
     :returns: a ``VirtualMachineConfigSpec``, or ``None`` if the VM has no room.
     """
@@ -132,8 +134,11 @@ def attach_disk_spec(devices, file_name, capacity_kb, controller_type):
         backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
             fileName=file_name,
             diskMode=vim.vm.device.VirtualDiskOption.DiskMode.independent_persistent))
-    changes.append(vim.vm.device.VirtualDeviceSpec(
-        operation=vim.vm.device.VirtualDeviceSpec.Operation.add, device=disk))
+    disk_change = vim.vm.device.VirtualDeviceSpec(
+        operation=vim.vm.device.VirtualDeviceSpec.Operation.add, device=disk)
+    if policy_id is not None:
+        disk_change.profile = [vim.vm.DefinedProfileSpec(profileId=policy_id)]
+    changes.append(disk_change)
     return vim.vm.ConfigSpec(deviceChange=changes)
 
 

@@ -250,3 +250,41 @@ class DiskUUIDNotEnabled(VCenterError):
                 "configuration parameter disk.EnableUUID = TRUE (VM Options, "
                 "Advanced, Configuration Parameters) and power-cycle the VM; "
                 "a reboot of the guest is not enough").format(self.vm)
+
+
+@python_2_unicode_compatible
+class UnknownProfile(ValueError):
+    """
+    A volume was asked for with a storage profile that is not configured.
+
+    :ivar text profile: The name asked for.
+    :ivar known: The configured names.
+    """
+    def __init__(self, profile, known):
+        ValueError.__init__(self, profile, known)
+        self.profile = profile
+        self.known = known
+
+    def __str__(self):
+        return "Unknown storage profile {!r}: configured are {}".format(
+            self.profile, ", ".join(self.known))
+
+
+@python_2_unicode_compatible
+class AgentConfigError(ValueError):
+    """
+    An agent.yml file cannot be used to load a backend the way the agent does.
+
+    :ivar text path: The file (``None`` when no file is concerned).
+    :ivar text problem: What is wrong, as one sentence.
+    """
+    def __init__(self, path, problem):
+        ValueError.__init__(self, path, problem)
+        self.path = path
+        self.problem = problem
+
+    def __str__(self):
+        if self.path is None:
+            return "Cannot load the Flocker backend: {}".format(self.problem)
+        return "Cannot use agent configuration {}: {}".format(
+            self.path, self.problem)

@@ -1,12 +1,13 @@
 """
 Where a cluster's volumes live on a datastore, and how ids map to files.
 
-Each volume is the disk ``[<datastore>] <folder>/<cluster id>/<dataset id>.vmdk``.
-Its ``blockdevice_id`` is the dataset id's canonical text, so it resolves to
-exactly one path without a search over VMs, can never name anything outside the
-cluster's folder, and one dataset can never get two disks (the file name is
-taken).  The size comes from the disk itself (``capacityKb``), and the cluster
-from the folder: nothing is kept in side files.
+Each volume is the disk
+``[<datastore>] <folder>/<cluster id>/<profile>/<dataset id>.vmdk``.  Its
+``blockdevice_id`` is the dataset id's canonical text, so it resolves with one
+datastore search per datastore and never a search over VMs, and can never name
+anything outside the cluster's folder.  The size comes from the disk itself
+(``capacityKb``), the cluster and the profile from the folders: nothing is kept
+in side files.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
@@ -57,28 +58,46 @@ def blockdevice_id_for(dataset_id):
     return text_type(dataset_id)
 
 
+_PROFILE_FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+
+
 class ClusterLayout(PClass):
     """
-    One cluster's folder on one datastore.
+    One cluster's folders, the same on every datastore.
 
-    :ivar text datastore: The datastore's name.
     :ivar text volume_folder: The top folder shared by every cluster.
     :ivar UUID cluster_id: This Flocker cluster.
     """
-    datastore = field(type=text_type, mandatory=True)
     volume_folder = field(type=text_type, mandatory=True)
     cluster_id = field(type=UUID, mandatory=True)
 
-    @property
-    def folder(self):
-        """The folder holding this cluster's disks."""
+    def folder(self, datastore):
+        """The folder holding this cluster's disks on ``datastore``."""
         return DatastorePath(
-            datastore=self.datastore,
+            datastore=datastore,
             path="{}/{}".format(self.volume_folder, self.cluster_id))
 
-    def disk_path(self, dataset_id):
+    def profile_folder(self, datastore, profile):
+        """The folder of ``profile``'s disks on ``datastore``."""
+        return self.folder(datastore).child(profile)
+
+    def disk_path(self, datastore, profile, dataset_id):
         """The disk of the volume holding ``dataset_id``."""
-        return self.folder.child(disk_file_name(dataset_id))
+        return self.profile_folder(datastore, profile).child(
+            disk_file_name(dataset_id))
+
+    def profile_of_folder(self, datastore, folder_path):
+        """
+        The profile whose folder a search reported as ``folder_path``
+        (``[ds] FLOCKER/<cluster>/<profile>``, perhaps with a trailing
+        slash), or ``None`` for any other folder.
+        """
+        prefix = "{}/".format(text_type(self.folder(datastore)))
+        folder_path = (folder_path or "").rstrip("/")
+        if not folder_path.startswith(prefix):
+            return None
+        profile = folder_path[len(prefix):]
+        return profile if _PROFILE_FOLDER.match(profile) else None
 
 
 def disk_file_name(dataset_id):
@@ -121,30 +140,40 @@ class DiskFile(PClass):
 
     :ivar DatastorePath path: Where it is.
     :ivar UUID dataset_id: From its name.
+    :ivar text profile: From its folder.
     :ivar int size: Its capacity in bytes.
     """
     path = field(type=DatastorePath, mandatory=True)
     dataset_id = field(type=UUID, mandatory=True)
+    profile = field(type=text_type, mandatory=True)
     size = field(type=int, mandatory=True)
 
 
-def disks_from_search(layout, result):
+def disks_from_search(layout, datastore, results):
     """
-    The volumes' disks in a search result of this cluster's folder.
+    The volumes' disks in a search of this cluster's folder and its
+    sub-folders on ``datastore``.
 
-    Files not named like a dataset's disk, and disks whose capacity is not
-    known (not a complete disk descriptor), are left out.
+    Only disks named like a dataset's, in a profile's folder, whose capacity
+    is known (a complete disk descriptor) count; anything else is foreign.
 
     :param ClusterLayout layout:
-    :param result: the ``HostDatastoreBrowserSearchResults`` (or ``None``).
+    :param text datastore: The datastore searched.
+    :param results: ``HostDatastoreBrowserSearchResults``, one per folder.
     :returns: a list of ``DiskFile``.
     """
     disks = []
-    for info in getattr(result, "file", None) or ():
-        dataset_id = dataset_id_of_file(info.path)
-        capacity_kb = getattr(info, "capacityKb", None)
-        if dataset_id is None or not capacity_kb:
+    for result in results or ():
+        profile = layout.profile_of_folder(datastore, result.folderPath)
+        if profile is None:
             continue
-        disks.append(DiskFile(path=layout.disk_path(dataset_id),
-                              dataset_id=dataset_id, size=int(capacity_kb) * 1024))
+        for info in result.file or ():
+            dataset_id = dataset_id_of_file(info.path)
+            capacity_kb = getattr(info, "capacityKb", None)
+            if dataset_id is None or not capacity_kb:
+                continue
+            disks.append(DiskFile(
+                path=layout.disk_path(datastore, profile, dataset_id),
+                dataset_id=dataset_id, profile=profile,
+                size=int(capacity_kb) * 1024))
     return disks

@@ -21,7 +21,7 @@ from .errors import (
     ConfigurationError, DatasetAlreadyHasVolume, DiskLocked, NoFreeDiskSlot,
     TaskFailed,
 )
-from .layout import disk_search_spec, disks_from_search
+from .layout import disk_file_name, disk_search_spec, disks_from_search
 
 #: What is read of every VM, in one request for all of them.
 _VM_PROPERTIES = ["name", "config.instanceUuid", "config.uuid",
@@ -32,9 +32,12 @@ class IVsphereOperations(Interface):
     """The narrow boundary between the backend and vSphere."""
 
     def search_disks(layout, dataset_id=None):
-        """The ``DiskFile`` records of a cluster's folder (or of one dataset)."""
+        """The ``DiskFile`` records of a cluster (or of one dataset)."""
 
-    def create_disk(path, dataset_id, capacity_kb):
+    def ensure_folder(folder):
+        """Create the datastore folder ``folder`` if missing."""
+
+    def create_disk(path, dataset_id, capacity_kb, disk_type):
         """Create the disk ``path`` (a ``DatastorePath``)."""
 
     def delete_disk(path):
@@ -46,7 +49,7 @@ class IVsphereOperations(Interface):
     def find_vms_by_bios_uuid(bios_uuid):
         """The ``VirtualMachineRecord`` of every VM with that BIOS UUID."""
 
-    def attach_disk(vm, path, capacity_kb, controller_type):
+    def attach_disk(vm, path, capacity_kb, controller_type, storage_policy):
         """Attach the existing disk ``path`` to ``vm`` (a record)."""
 
     def detach_disk(vm, disk, path):
@@ -54,6 +57,9 @@ class IVsphereOperations(Interface):
 
     def disk_uuid_enabled(vm):
         """Whether ``vm`` shows its disks' UUIDs to the guest."""
+
+    def power_on(vm):
+        """Power ``vm`` on, if it is not on."""
 
 
 class VirtualMachineRecord(PClass):
@@ -130,48 +136,72 @@ class VsphereOperations(object):
 
     def inventory(self):
         """
-        The datacenter and datastore, looked up once.
+        The datacenter, every datastore a profile names, and the storage
+        policies they name, looked up once.
 
-        :raises ConfigurationError: either is not in vCenter.
+        :raises ConfigurationError: any of them is not in vCenter.
         """
         with self._inventory_lock:
             if self._inventory is None:
-                datacenter, properties = self.vcenter.find_datacenter(
-                    self.config.datacenter_name)
-                datastores = self.vcenter.find_datastores(properties["datastore"])
-                name = self.config.datastore_name
-                if name not in datastores:
-                    raise ConfigurationError("datastore_name", (
-                        "no datastore named {!r} in datacenter {!r} (found: "
-                        "{})").format(name, self.config.datacenter_name,
-                                      ", ".join(sorted(datastores)) or "none"))
-                datastore, datastore_properties = datastores[name]
-                self._inventory = _Inventory(
-                    datacenter=datacenter, vm_folder=properties["vmFolder"],
-                    datastore=datastore,
-                    browser=datastore_properties["browser"])
+                self._inventory = self._look_up_inventory()
             return self._inventory
+
+    def _look_up_inventory(self):
+        config = self.config
+        datacenter, properties = self.vcenter.find_datacenter(
+            config.datacenter_name)
+        found = self.vcenter.find_datastores(properties["datastore"])
+        browsers = {}
+        for name in config.datastores:
+            if name not in found:
+                raise ConfigurationError(_datastore_key(config, name), (
+                    "no datastore named {!r} in datacenter {!r} (found: "
+                    "{})").format(name, config.datacenter_name,
+                                  ", ".join(sorted(found)) or "none"))
+            browsers[name] = found[name][1]["browser"]
+        policies = {}
+        wanted = sorted(set(profile.storage_policy
+                            for profile in config.profiles.values()
+                            if profile.storage_policy is not None))
+        if wanted:
+            known = self.vcenter.storage_policies()
+            for profile in sorted(config.profiles.values(), key=lambda p: p.name):
+                policy = profile.storage_policy
+                if policy is not None and policy not in known:
+                    raise ConfigurationError(
+                        "profiles.{}.storage_policy".format(profile.name), (
+                            "no storage policy named {!r} in vCenter (found: "
+                            "{})").format(policy, ", ".join(sorted(known))
+                                          or "none"))
+            policies = dict((name, known[name]) for name in wanted)
+        return _Inventory(datacenter=datacenter,
+                          vm_folder=properties["vmFolder"],
+                          browsers=browsers, policies=policies)
 
     # -- disks ---------------------------------------------------------------
 
     def search_disks(self, layout, dataset_id=None):
         """
-        The disks in ``layout``'s folder (one search task, whatever their
-        number); a folder that does not exist yet holds none.
+        The disks of ``layout``'s cluster (or of one dataset) on every
+        configured datastore: one search task per datastore, whatever their
+        number.  A folder that does not exist yet holds none.
         """
-        file_name = (None if dataset_id is None
-                     else layout.disk_path(dataset_id).path.rsplit("/", 1)[1])
-        try:
-            result = self.vcenter.run_task(
-                self.inventory().browser.SearchDatastore_Task,
-                "search {}".format(layout.folder),
-                datastorePath=text_type(layout.folder),
-                searchSpec=disk_search_spec(file_name))
-        except TaskFailed as error:
-            if isinstance(error.fault, vim.fault.FileNotFound):
-                return []
-            raise
-        return disks_from_search(layout, result)
+        file_name = None if dataset_id is None else disk_file_name(dataset_id)
+        disks = []
+        for datastore, browser in sorted(self.inventory().browsers.items()):
+            folder = layout.folder(datastore)
+            try:
+                results = self.vcenter.run_task(
+                    browser.SearchDatastoreSubFolders_Task,
+                    "search {}".format(folder),
+                    datastorePath=text_type(folder),
+                    searchSpec=disk_search_spec(file_name))
+            except TaskFailed as error:
+                if isinstance(error.fault, vim.fault.FileNotFound):
+                    continue
+                raise
+            disks.extend(disks_from_search(layout, datastore, results))
+        return disks
 
     def ensure_folder(self, folder):
         """Create the datastore folder ``folder`` (and its parents) if missing."""
@@ -189,16 +219,16 @@ class VsphereOperations(object):
             pass
         self._folders_made.add(key)
 
-    def create_disk(self, path, dataset_id, capacity_kb):
+    def create_disk(self, path, dataset_id, capacity_kb, disk_type):
         """
-        Create the disk ``path``, provisioned as configured.
+        Create the disk ``path`` of ``capacity_kb`` KiB, provisioned as
+        ``disk_type`` (a vSphere ``diskType``).
 
         :raises DatasetAlreadyHasVolume: the file exists.
         """
         content = self.vcenter.content()
         spec = vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
-            capacityKb=capacity_kb, adapterType="lsiLogic",
-            diskType=self.config.disk_type)
+            capacityKb=capacity_kb, adapterType="lsiLogic", diskType=disk_type)
         try:
             self.vcenter.run_task(
                 content.virtualDiskManager.CreateVirtualDisk_Task,
@@ -283,9 +313,11 @@ class VsphereOperations(object):
         with self._vm_locks_lock:
             return self._vm_locks.setdefault(vm._moId, threading.Lock())
 
-    def attach_disk(self, vm, path, capacity_kb, controller_type):
+    def attach_disk(self, vm, path, capacity_kb, controller_type,
+                    storage_policy=None):
         """
-        Attach the existing disk ``path`` to ``vm``.
+        Attach the existing disk ``path`` to ``vm``, under ``storage_policy``
+        (a policy name) if given.
 
         The free slot is chosen under the VM's lock from its devices as they
         are now, so that threads attaching to one VM never pick the same one.
@@ -293,12 +325,14 @@ class VsphereOperations(object):
         :raises NoFreeDiskSlot: the VM has no room.
         :raises DiskLocked: another running VM holds the disk.
         """
+        policy_id = (None if storage_policy is None
+                     else self.inventory().policies[storage_policy])
         with self._vm_lock(vm.ref):
             devices = self._vm_properties(
                 vm.ref, ["config.hardware.device"]).get(
                     "config.hardware.device") or ()
             spec = attach_disk_spec(devices, text_type(path), capacity_kb,
-                                    controller_type)
+                                    controller_type, policy_id)
             if spec is None:
                 raise NoFreeDiskSlot(vm.name)
             self._reconfigure(vm, spec, "attach {}".format(path), path)
@@ -308,6 +342,17 @@ class VsphereOperations(object):
         with self._vm_lock(vm.ref):
             self._reconfigure(vm, detach_disk_spec(disk),
                               "detach {}".format(path), path)
+
+    def power_on(self, vm):
+        """
+        Power ``vm`` on; a VM that is on already is left alone.
+        """
+        try:
+            self.vcenter.run_task(vm.ref.PowerOnVM_Task,
+                                  "power on {}".format(vm.name))
+        except TaskFailed as error:
+            if not isinstance(error.fault, vim.fault.InvalidPowerState):
+                raise
 
     def _reconfigure(self, vm, spec, description, path):
         with RECONFIGURE_VM(vm=vm.ref._moId, description=description):
@@ -320,9 +365,24 @@ class VsphereOperations(object):
                 raise
 
 
+def _datastore_key(config, name):
+    """The configuration key that names the datastore ``name``."""
+    if name == config.datastore_name:
+        return "datastore_name"
+    for profile in sorted(config.profiles.values(), key=lambda p: p.name):
+        if profile.datastore == name:
+            return "profiles.{}.datastore".format(profile.name)
+    return "datastore_name"
+
+
 class _Inventory(PClass):
-    """The managed objects looked up once per API object."""
+    """
+    The managed objects looked up once per API object.
+
+    :ivar browsers: datastore name -> its ``HostDatastoreBrowser``.
+    :ivar policies: storage policy name -> its profile id.
+    """
     datacenter = field(mandatory=True)
     vm_folder = field(mandatory=True)
-    datastore = field(mandatory=True)
-    browser = field(mandatory=True)
+    browsers = field(type=dict, mandatory=True)
+    policies = field(type=dict, mandatory=True)

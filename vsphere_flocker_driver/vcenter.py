@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 
-from pyVmomi import SoapStubAdapter, vim, vmodl
+from pyVmomi import SoapStubAdapter, pbm, vim, vmodl
 from six.moves import http_client
 
 from ._compat import monotonic, native_string, text_type
@@ -28,6 +28,10 @@ from .errors import (
 
 #: The API version spoken: vSphere 6.0, which every supported vCenter knows.
 API_VERSION = "vim.version.version10"
+
+#: The storage policy (SPBM) endpoint and version of vSphere 6.0.
+PBM_PATH = "/pbm"
+PBM_VERSION = "pbm.version.version11"
 
 #: Errors of the network or TLS below SOAP: vCenter is not reachable.
 _NETWORK_ERRORS = (socket.error, ssl.SSLError, ssl.CertificateError,
@@ -145,6 +149,9 @@ class VCenter(object):
                 log_message(TLS_VERIFICATION_DISABLED,
                             host=config.vc_host, port=config.vc_port)
             stub = self._stub or self._new_stub()
+            # Managed objects already handed out are bound to this stub, so
+            # it is kept; only its cookie, naming the old session, goes.
+            stub.cookie = ""
             instance = vim.ServiceInstance("ServiceInstance", stub)
             try:
                 content = instance.RetrieveContent()
@@ -318,6 +325,42 @@ class VCenter(object):
                 # The collector dies with the session anyway; the wait's own
                 # outcome is what the caller needs to see.
                 pass
+
+    # -- storage policies ----------------------------------------------------
+
+    def storage_policies(self):
+        """
+        Every storage policy (SPBM), by name: ``{name: profile id}``.
+
+        The policy service shares the vCenter session: its requests carry the
+        session's cookie, so no second login (and no second password use).
+        """
+        self.content()
+        cookie = self._stub.cookie
+        token = cookie.split('"')[1] if '"' in cookie else cookie.split(
+            "=", 1)[-1].split(";")[0]
+        stub = SoapStubAdapter(
+            host=native_string(self.config.vc_host), port=self.config.vc_port,
+            path=PBM_PATH, version=PBM_VERSION, sslContext=ssl_context(self.config),
+            requestContext={"vcSessionCookie": token})
+        # vCenter reads the session from the header; some versions (and the
+        # simulator) from the HTTP cookie.
+        stub.cookie = cookie
+        stub.schemeArgs["timeout"] = self.config.operation_timeout
+        if self.config.ssl_thumbprint is not None:
+            stub.scheme = _pinned_connection(stub.scheme, self.config.ssl_thumbprint)
+        content = self.call(pbm.ServiceInstance("ServiceInstance", stub)
+                            .RetrieveContent)
+        manager = content.profileManager
+        ids = self.call(manager.PbmQueryProfile,
+                        resourceType=pbm.profile.ResourceType(
+                            resourceType="STORAGE"),
+                        profileCategory="REQUIREMENT")
+        if not ids:
+            return {}
+        profiles = self.call(manager.PbmRetrieveContent, profileIds=ids)
+        return dict((text_type(profile.name), text_type(profile.profileId.uniqueId))
+                    for profile in profiles)
 
     # -- the inventory -------------------------------------------------------
 

@@ -132,6 +132,8 @@ func main() {
 	wrap(*cloneBiosUUID)
 
 	m.Service.TLS = new(tls.Config)
+	// Serve the storage policy service (/pbm) beside /sdk, as vCenter does.
+	m.Service.RegisterEndpoints = true
 	m.Service.Listen = &url.URL{Host: *listen}
 	if *username != "" && *password != "" {
 		m.Service.Listen.User = url.UserPassword(*username, *password)
