@@ -82,6 +82,17 @@ WAIT_FOR_TASK = ActionType(
 RECONFIGURE_VM = ActionType(
     _PREFIX + "vcenter:reconfigure", [VM, DESCRIPTION], [],
     "A VM's devices are being changed.")
+RECONFIGURE_RETRY = MessageType(
+    _PREFIX + "vcenter:reconfigure_retry", [VM, ATTEMPT, REASON],
+    "A VM was busy with another change; its reconfiguration is tried again "
+    "after a pause.")
+INCOMPLETE_DISK_REMOVED = MessageType(
+    _PREFIX + "incomplete_disk_removed", [DISK_PATH],
+    "The files of a disk whose creation never completed were removed before "
+    "it was created again.")
+RACE_LOST = MessageType(
+    _PREFIX + "race_lost", [BLOCKDEVICE_ID, REASON],
+    "Another node did the same at the same moment; this node undid its part.")
 SESSION_EXPIRED = MessageType(
     _PREFIX + "vcenter:session_expired", [ATTEMPT],
     "vCenter no longer knows the session; the driver logs in again and retries.")

@@ -16,7 +16,8 @@ from zope.interface import implementer
 from ._compat import integer_types, text_type
 from ._logging import (
     ATTACH_VOLUME, COMPUTE_INSTANCE_ID, CREATE_VOLUME, DESTROY_VOLUME,
-    DETACH_VOLUME, GET_DEVICE_PATH, LIST_VOLUMES,
+    DETACH_VOLUME, GET_DEVICE_PATH, INCOMPLETE_DISK_REMOVED, LIST_VOLUMES,
+    RACE_LOST, log_message,
 )
 from .devices import find_disk, normalise_disk_uuid
 from .errors import (
@@ -181,17 +182,42 @@ class VsphereBlockDeviceAPI(object):
             # on another datastore counts too.
             if self._operations.search_disks(self._layout, dataset_id):
                 raise DatasetAlreadyHasVolume(dataset_id)
+            path = self._layout.disk_path(profile.datastore, profile.name,
+                                          dataset_id)
             self._operations.ensure_folder(
                 self._layout.profile_folder(profile.datastore, profile.name))
-            self._operations.create_disk(
-                self._layout.disk_path(profile.datastore, profile.name,
-                                       dataset_id),
-                dataset_id, size // 1024, profile.disk_type)
+            try:
+                self._operations.create_disk(
+                    path, dataset_id, size // 1024, profile.disk_type)
+            except DatasetAlreadyHasVolume:
+                # The file is there, yet no complete disk was found above: an
+                # earlier creation stopped half-way.  Clear it and create.
+                if self._operations.search_disks(self._layout, dataset_id):
+                    raise
+                self._operations.remove_disk_files(path)
+                log_message(INCOMPLETE_DISK_REMOVED, disk_path=text_type(path))
+                self._operations.create_disk(
+                    path, dataset_id, size // 1024, profile.disk_type)
+            self._keep_only_one_disk(dataset_id, path)
             volume = BlockDeviceVolume(
                 blockdevice_id=blockdevice_id_for(dataset_id), size=size,
                 attached_to=None, dataset_id=dataset_id)
             action.add_success_fields(blockdevice_id=volume.blockdevice_id)
             return volume
+
+    def _keep_only_one_disk(self, dataset_id, path):
+        """
+        Another node may have created a disk for the same dataset on another
+        datastore at the same moment.  Whoever sees two removes its own: one
+        dataset never keeps two disks (at worst, for a moment, none; the
+        agent's next round creates it again).
+        """
+        disks = self._operations.search_disks(self._layout, dataset_id)
+        if len(disks) > 1:
+            self._operations.delete_disk(path)
+            log_message(RACE_LOST, blockdevice_id=blockdevice_id_for(dataset_id),
+                        reason="another node created a disk for the dataset")
+            raise DatasetAlreadyHasVolume(dataset_id)
 
     def profile_of(self, blockdevice_id):
         """
@@ -252,7 +278,27 @@ class VsphereBlockDeviceAPI(object):
                     profile.storage_policy if profile is not None else None)
             except DiskLocked:
                 raise AlreadyAttachedVolume(blockdevice_id)
+            self._keep_only_one_holder(blockdevice_id, disk, target[0])
             return self._volume(disk, attached_to=attach_to)
+
+    def _keep_only_one_holder(self, blockdevice_id, disk, vm):
+        """
+        vSphere's file lock stops a second running VM from opening an
+        attached disk, but not a VM that is powered off.  Whoever sees the
+        disk on two VMs after attaching detaches its own: a disk is never
+        left attached twice.
+        """
+        file_name = text_type(disk.path)
+        holders = [holder for holder in self._operations.virtual_machines()
+                   if find_disk(holder.devices, file_name) is not None]
+        if len(holders) > 1:
+            mine = [holder for holder in holders if holder.ref == vm.ref]
+            for holder in mine:
+                self._operations.detach_disk(
+                    holder, find_disk(holder.devices, file_name), disk.path)
+            log_message(RACE_LOST, blockdevice_id=blockdevice_id,
+                        reason="another node attached the volume")
+            raise AlreadyAttachedVolume(blockdevice_id)
 
     def detach_volume(self, blockdevice_id):
         """

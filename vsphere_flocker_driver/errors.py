@@ -288,3 +288,24 @@ class AgentConfigError(ValueError):
             return "Cannot load the Flocker backend: {}".format(self.problem)
         return "Cannot use agent configuration {}: {}".format(
             self.path, self.problem)
+
+
+@python_2_unicode_compatible
+class VirtualMachineBusy(VCenterError):
+    """
+    A VM stayed busy with other clients' changes through every retry.
+
+    :ivar text vm: The VM's name.
+    :ivar text fault: The last fault's name.
+    :ivar int attempts: How often it was tried.
+    """
+    def __init__(self, vm, fault, attempts):
+        VCenterError.__init__(self, vm, fault, attempts)
+        self.vm = vm
+        self.fault = fault
+        self.attempts = attempts
+
+    def __str__(self):
+        return ("Virtual machine {} stayed busy ({}) through {} attempts; "
+                "another task is changing it").format(
+                    self.vm, self.fault, self.attempts)

@@ -9,19 +9,28 @@ module's ``IVsphereOperations``; this module speaks vSphere's.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 import threading
+import time
 
 from pyrsistent import PClass, field
 from pyVmomi import vim
 from zope.interface import Interface, implementer
 
-from ._compat import text_type
-from ._logging import FOLDER_CREATED, RECONFIGURE_VM, log_message
+from ._compat import monotonic, text_type
+from ._logging import (
+    FOLDER_CREATED, RECONFIGURE_RETRY, RECONFIGURE_VM, log_message,
+)
 from .devices import attach_disk_spec, detach_disk_spec
 from .errors import (
     ConfigurationError, DatasetAlreadyHasVolume, DiskLocked, NoFreeDiskSlot,
-    TaskFailed,
+    TaskFailed, VirtualMachineBusy,
 )
 from .layout import disk_file_name, disk_search_spec, disks_from_search
+
+#: Faults that say a VM is busy with another client's change: retried.
+_BUSY_FAULTS = (vim.fault.TaskInProgress, vim.fault.ConcurrentAccess)
+_RETRY_ATTEMPTS = 6
+_RETRY_FIRST_DELAY = 0.25
+_RETRY_MAX_DELAY = 8.0
 
 #: What is read of every VM, in one request for all of them.
 _VM_PROPERTIES = ["name", "config.instanceUuid", "config.uuid",
@@ -60,6 +69,9 @@ class IVsphereOperations(Interface):
 
     def power_on(vm):
         """Power ``vm`` on, if it is not on."""
+
+    def remove_disk_files(path):
+        """Delete what a half-created disk left."""
 
 
 class VirtualMachineRecord(PClass):
@@ -327,7 +339,8 @@ class VsphereOperations(object):
         """
         policy_id = (None if storage_policy is None
                      else self.inventory().policies[storage_policy])
-        with self._vm_lock(vm.ref):
+
+        def attach():
             devices = self._vm_properties(
                 vm.ref, ["config.hardware.device"]).get(
                     "config.hardware.device") or ()
@@ -336,12 +349,59 @@ class VsphereOperations(object):
             if spec is None:
                 raise NoFreeDiskSlot(vm.name)
             self._reconfigure(vm, spec, "attach {}".format(path), path)
+        with self._vm_lock(vm.ref):
+            self._retry_busy(vm, attach)
 
     def detach_disk(self, vm, disk, path):
         """Detach the device ``disk`` from ``vm``; the file stays."""
         with self._vm_lock(vm.ref):
-            self._reconfigure(vm, detach_disk_spec(disk),
-                              "detach {}".format(path), path)
+            self._retry_busy(vm, lambda: self._reconfigure(
+                vm, detach_disk_spec(disk), "detach {}".format(path), path))
+
+    def _retry_busy(self, vm, reconfigure):
+        """
+        Run ``reconfigure`` again, with bounded back-off, while vSphere says
+        the VM is busy with another task or was changed meanwhile: what
+        other clients (another node's agent, an administrator) do to the same
+        VM.  Within this process reconfigurations of one VM are serialised.
+        """
+        deadline = monotonic() + self.config.operation_timeout
+        delay = _RETRY_FIRST_DELAY
+        for attempt in range(1, _RETRY_ATTEMPTS + 1):
+            try:
+                return reconfigure()
+            except TaskFailed as error:
+                fault = error.fault
+                if not isinstance(fault, _BUSY_FAULTS):
+                    raise
+            except _BUSY_FAULTS as error:
+                fault = error
+            if attempt == _RETRY_ATTEMPTS or monotonic() + delay > deadline:
+                raise VirtualMachineBusy(vm.name, type(fault).__name__, attempt)
+            log_message(RECONFIGURE_RETRY, vm=vm.ref._moId, attempt=attempt,
+                        reason=type(fault).__name__)
+            # Back off before asking again; vSphere offers no event for "the
+            # other task is done" that another client's task would raise.
+            time.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_DELAY)
+
+    def remove_disk_files(self, path):
+        """
+        Delete what a half-created disk left (its descriptor, its extent),
+        file by file; files already gone are no error.  Only for disks that
+        are not complete: a complete disk is deleted with ``delete_disk``.
+        """
+        content = self.vcenter.content()
+        base = text_type(path)[:-len(".vmdk")]
+        for name in (base + ".vmdk", base + "-flat.vmdk"):
+            try:
+                self.vcenter.run_task(
+                    content.fileManager.DeleteDatastoreFile_Task,
+                    "delete {}".format(name), name=name,
+                    datacenter=self.inventory().datacenter)
+            except TaskFailed as error:
+                if not isinstance(error.fault, vim.fault.FileNotFound):
+                    raise
 
     def power_on(self, vm):
         """
@@ -363,6 +423,133 @@ class VsphereOperations(object):
                 if _is_lock_fault(error.fault):
                     raise DiskLocked(text_type(path))
                 raise
+
+    # -- for operators (checks, orphans)
+
+    def datastore_refs(self):
+        """
+        Every configured datastore's managed object, by name (two requests);
+        a name vCenter does not have is left out.
+        """
+        _, properties = self.vcenter.find_datacenter(self.config.datacenter_name)
+        found = self.vcenter.find_datastores(properties["datastore"])
+        return dict((name, found[name][0])
+                    for name in self.config.datastores if name in found)
+
+    def missing_privileges(self, entities, privileges):
+        """
+        The privileges of ``privileges`` this session's user does not hold on
+        each of ``entities`` (one request, ``HasPrivilegeOnEntities``).
+
+        :param entities: managed objects.
+        :param privileges: privilege ids such as ``Datastore.Browse``.
+        :returns: ``{managed object id: sorted list of missing ids}``.
+        """
+        content = self.vcenter.content()
+        spec = vim.PropertyCollector.FilterSpec(
+            objectSet=[vim.PropertyCollector.ObjectSpec(
+                obj=content.sessionManager)],
+            propSet=[vim.PropertyCollector.PropertySpec(
+                type=vim.SessionManager, pathSet=["currentSession"])])
+        session = None
+        for _, properties in self.vcenter.retrieve([spec]):
+            session = properties.get("currentSession")
+        answers = self.vcenter.call(
+            content.authorizationManager.HasPrivilegeOnEntities,
+            entity=list(entities), sessionId=session.key,
+            privId=list(privileges))
+        missing = dict((entity._moId, []) for entity in entities)
+        for answer in answers or ():
+            missing[answer.entity._moId] = sorted(
+                text_type(available.privId)
+                for available in answer.privAvailability or ()
+                if not available.isGranted)
+        return missing
+
+    def folder_entry(self, path):
+        """
+        What the datastore has at ``path`` (a ``DatastorePath``): ``"folder"``,
+        ``"file"``, or ``None`` when nothing is there (or its parent is
+        missing).  One search of the parent folder.
+        """
+        parent, _, name = text_type(path.path).rstrip("/").rpartition("/")
+        browser = self.inventory().browsers[path.datastore]
+        spec = vim.host.DatastoreBrowser.SearchSpec(
+            query=[vim.host.DatastoreBrowser.Query()],
+            details=vim.host.DatastoreBrowser.FileInfo.Details(fileType=True),
+            matchPattern=[name])
+        try:
+            result = self.vcenter.run_task(
+                browser.SearchDatastore_Task, "search {}".format(path),
+                datastorePath="[{}] {}".format(path.datastore, parent),
+                searchSpec=spec)
+        except TaskFailed as error:
+            if isinstance(error.fault, vim.fault.FileNotFound):
+                return None
+            raise
+        for info in getattr(result, "file", None) or ():
+            if info.path.rstrip("/") == name:
+                return ("folder" if isinstance(
+                    info, vim.host.DatastoreBrowser.FolderInfo) else "file")
+        return None
+
+    def cluster_files(self, layout):
+        """
+        Every file in ``layout``'s cluster folder and below, on every
+        configured datastore, whatever its name: one search per datastore.
+
+        :returns: a list of ``(datastore, folder path as the search reports
+            it, file name, capacity in KiB or None)``; folders left out.
+        """
+        spec = vim.host.DatastoreBrowser.SearchSpec(
+            # A plain file query first: it matches every file, so that a
+            # lone "-flat.vmdk" extent is seen too; the disk query asks for
+            # the capacity of disk descriptors.
+            query=[vim.host.DatastoreBrowser.Query(),
+                   vim.host.DatastoreBrowser.VmDiskQuery(
+                       details=vim.host.DatastoreBrowser.VmDiskQuery.Details(
+                           capacityKb=True))],
+            details=vim.host.DatastoreBrowser.FileInfo.Details(
+                fileType=True, fileSize=True),
+            matchPattern=["*"])
+        found = []
+        for datastore, browser in sorted(self.inventory().browsers.items()):
+            folder = layout.folder(datastore)
+            try:
+                results = self.vcenter.run_task(
+                    browser.SearchDatastoreSubFolders_Task,
+                    "search {}".format(folder),
+                    datastorePath=text_type(folder), searchSpec=spec)
+            except TaskFailed as error:
+                if isinstance(error.fault, vim.fault.FileNotFound):
+                    continue
+                raise
+            for result in results or ():
+                for info in result.file or ():
+                    if isinstance(info, vim.host.DatastoreBrowser.FolderInfo):
+                        continue
+                    found.append((datastore, text_type(result.folderPath),
+                                  text_type(info.path),
+                                  getattr(info, "capacityKb", None) or None))
+        return found
+
+    def delete_file(self, path):
+        """
+        Delete the one datastore file ``path`` (text ``[ds] folder/file``).
+
+        :returns: ``False`` if there was no such file.
+        """
+        content = self.vcenter.content()
+        try:
+            self.vcenter.run_task(
+                content.fileManager.DeleteDatastoreFile_Task,
+                "delete {}".format(path), name=text_type(path),
+                datacenter=self.inventory().datacenter)
+        except TaskFailed as error:
+            if isinstance(error.fault, vim.fault.FileNotFound):
+                return False
+            raise
+        return True
 
 
 def _datastore_key(config, name):

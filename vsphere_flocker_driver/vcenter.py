@@ -39,6 +39,22 @@ _NETWORK_ERRORS = (socket.error, ssl.SSLError, ssl.CertificateError,
 
 _TERMINAL_TASK_STATES = ("success", "error")
 
+# Pooled connections idle longer than this are closed rather than reused:
+# vCenter's proxy closes idle keep-alive connections itself.
+_POOL_IDLE_SECONDS = 30
+
+# Methods that only read (or start a search that only reads): sent again once
+# when the connection broke, as a connection kept in the pool may have been
+# closed by vCenter meanwhile.  Anything that changes vCenter is never sent
+# twice: the agent's next round repeats the whole operation instead.
+_READ_ONLY_METHODS = frozenset([
+    "RetrieveServiceContent", "RetrievePropertiesEx",
+    "ContinueRetrievePropertiesEx", "RetrieveProperties", "WaitForUpdatesEx",
+    "FindAllByUuid", "FindByUuid", "SearchDatastore_Task",
+    "SearchDatastoreSubFolders_Task", "PbmRetrieveServiceContent",
+    "PbmQueryProfile", "PbmRetrieveContent", "QueryVirtualDiskUuid",
+])
+
 # A WaitForUpdatesEx call returns after at most this long even when nothing
 # changed, so that the overall deadline is checked regularly.
 _MAX_WAIT_SECONDS = 60
@@ -132,7 +148,7 @@ class VCenter(object):
         stub = SoapStubAdapter(
             host=native_string(config.vc_host), port=config.vc_port,
             version=API_VERSION, sslContext=ssl_context(config),
-            connectionPoolTimeout=0)
+            connectionPoolTimeout=_POOL_IDLE_SECONDS)
         # pyVmomi 7.0.3 has no request timeout parameter; both 7 and later
         # pass schemeArgs on to the HTTPS connection.
         stub.schemeArgs["timeout"] = config.operation_timeout
@@ -210,21 +226,30 @@ class VCenter(object):
         :raises VCenterUnavailable: vCenter cannot be reached.
         """
         self.content()
+        name = _method_name(method)
         target = getattr(getattr(method, "__self__", None), "_moId", None)
-        with VCENTER_CALL(method=_method_name(method), target=target):
-            for attempt in (1, 2):
+        with VCENTER_CALL(method=name, target=target):
+            relogged = resent = False
+            while True:
                 generation = self._generation
                 try:
                     return method(*args, **kwargs)
                 except vim.fault.NotAuthenticated:
-                    if attempt == 2:
+                    if relogged:
                         raise
-                    log_message(SESSION_EXPIRED, attempt=attempt)
+                    relogged = True
+                    log_message(SESSION_EXPIRED, attempt=1)
                     self._relogin(generation)
                 except _NETWORK_ERRORS as error:
-                    raise VCenterUnavailable(
-                        self.config.vc_host, self.config.vc_port,
-                        _describe_network_error(error))
+                    # The other pooled connections likely broke with this one.
+                    self._stub.DropConnections()
+                    # A timeout is not resent: that would double the wait.
+                    if (resent or name not in _READ_ONLY_METHODS
+                            or _is_timeout(error)):
+                        raise VCenterUnavailable(
+                            self.config.vc_host, self.config.vc_port,
+                            _describe_network_error(error))
+                    resent = True
 
     def retrieve(self, specs):
         """
@@ -429,14 +454,23 @@ def _not_found(kind, name, found):
     return "no {} named {!r} in vCenter (found: {})".format(kind, name, names)
 
 
+def _is_timeout(error):
+    """
+    Whether ``error`` is the operation timeout running out (Python 2.7
+    reports a TLS handshake that timed out as a plain ``SSLError``).
+    """
+    return isinstance(error, socket.timeout) or (
+        isinstance(error, ssl.SSLError) and "timed out" in text_type(error))
+
+
 def _describe_network_error(error):
     if isinstance(error, CertificateMismatch):
         return text_type(error.args[0] if error.args else error)
+    if _is_timeout(error):
+        return "no answer within the operation timeout"
     if isinstance(error, ssl.SSLError):
         return ("the TLS handshake failed ({}); if vCenter uses a self-signed "
                 "certificate, set ssl_ca_file or ssl_thumbprint".format(
                     getattr(error, "reason", None) or error))
-    if isinstance(error, socket.timeout):
-        return "no answer within the operation timeout"
     return "cannot connect ({})".format(
         getattr(error, "strerror", None) or type(error).__name__)

@@ -293,6 +293,10 @@ func (vm *VM) syncExtraConfig() {
 func (vm *VM) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task) soap.HasFault {
 	diskMu.Lock()
 	defer diskMu.Unlock()
+	if fault, msg := vm.takeInjectedFault(&req.Spec); fault != nil {
+		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
+			Returnval: failTask(vm, "reconfigVm", fault, msg)}}
+	}
 	if fault, msg := vm.checkDeviceChanges(&req.Spec); fault != nil {
 		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
 			Returnval: failTask(vm, "reconfigVm", fault, msg)}}

@@ -1,0 +1,314 @@
+"""
+Faults, races and interruptions: a busy VM, a stalled or dropped network, a
+vCenter that restarts, two nodes racing, operations cut short half-way.  After
+each, the volumes are all there and the states are true.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from pyVmomi import vim
+
+from vsphere_flocker_driver import vsphere_from_configuration
+from vsphere_flocker_driver.errors import (
+    DatasetAlreadyHasVolume, TaskFailed, VCenterUnavailable, VirtualMachineBusy,
+)
+from vsphere_flocker_driver.flocker_api import AlreadyAttachedVolume
+from vsphere_flocker_driver.testtools.simulator import Simulator
+from vsphere_flocker_driver.testtools.tcp_proxy import TCPProxy
+
+from .conftest import find_vm, set_disk_enable_uuid
+
+GiB = 1024 ** 3
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def inject(vcenter, vm_name, fault, count):
+    """Make the VM's next ``count`` reconfigurations fail with ``fault``."""
+    vm = find_vm(vcenter, vm_name)
+    task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(extraConfig=[
+        vim.option.OptionValue(key="vcsim.inject.reconfigure",
+                               value="{}:{}".format(fault, count))]))
+    assert task.info.state == "success"
+
+
+def messages_of(logger, suffix):
+    return [m for m in logger.messages
+            if m.get("message_type") == "vsphere_flocker_driver:" + suffix]
+
+
+def holders(api, volume):
+    return [v.attached_to for v in api.list_volumes()
+            if v.blockdevice_id == volume.blockdevice_id]
+
+
+@pytest.mark.parametrize("fault", ["TaskInProgress", "ConcurrentAccess"])
+def test_busy_vm_is_retried_with_back_off(api, simulator, vcenter, logger, fault):
+    node = simulator.vms[0]
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    inject(vcenter, node.name, fault, 2)
+    api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    assert holders(api, volume) == [node.instance_uuid]
+    retries = messages_of(logger, "vcenter:reconfigure_retry")
+    assert [m["attempt"] for m in retries] == [1, 2]
+    assert set(m["reason"] for m in retries) == {"vim.fault." + fault}
+
+
+def test_vm_busy_for_ever_gives_up_within_the_timeout(
+        make_api, simulator, vcenter, logger):
+    node = simulator.vms[0]
+    api = make_api(operation_timeout=1)
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    inject(vcenter, node.name, "TaskInProgress", 100)
+    try:
+        with pytest.raises(VirtualMachineBusy) as caught:
+            api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    finally:
+        inject(vcenter, node.name, "TaskInProgress", 0)
+    assert node.name in str(caught.value)
+    assert holders(api, volume) == [None]
+    logger.flush_tracebacks(VirtualMachineBusy)
+
+
+def test_other_task_failures_are_not_retried(api, simulator, vcenter, logger):
+    node = simulator.vms[0]
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    inject(vcenter, node.name, "GenericVmConfigFault", 1)
+    with pytest.raises(TaskFailed) as caught:
+        api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    assert isinstance(caught.value.fault, vim.fault.GenericVmConfigFault)
+    assert messages_of(logger, "vcenter:reconfigure_retry") == []
+    assert holders(api, volume) == [None]
+    api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    assert holders(api, volume) == [node.instance_uuid]
+    logger.flush_tracebacks(TaskFailed)
+
+
+@pytest.fixture
+def proxy(simulator):
+    proxy = TCPProxy(simulator.host, simulator.port)
+    yield proxy
+    proxy.close()
+
+
+def test_stalled_vcenter_is_a_clear_error_and_recovers(
+        proxy, make_api, logger):
+    api = make_api(vc_port=proxy.port, operation_timeout=1)
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    proxy.stall()
+    try:
+        with pytest.raises(VCenterUnavailable) as caught:
+            api.list_volumes()
+    finally:
+        proxy.resume()
+    assert "no answer within the operation timeout" in str(caught.value)
+    proxy.drop_connections()
+    assert api.list_volumes() == [volume]
+    logger.flush_tracebacks(VCenterUnavailable)
+
+
+def test_dropped_connections_are_survived(proxy, make_api, simulator):
+    api = make_api(vc_port=proxy.port)
+    node = simulator.vms[0]
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    for _ in range(3):
+        proxy.drop_connections()
+        assert api.list_volumes() == [volume]
+    proxy.drop_connections()
+    api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    assert holders(api, volume) == [node.instance_uuid]
+
+
+def test_restarted_vcenter_is_used_again_without_a_new_api(tmpdir, logger):
+    first = Simulator(vms=1, clusters=0).start()
+    port, password = first.port, first.password
+    try:
+        dataset = first.dataset_config()
+        dataset.pop("backend")
+        api = vsphere_from_configuration(uuid.uuid4(), **dataset)
+        volume = api.create_volume(uuid.uuid4(), GiB)
+        assert api.list_volumes() == [volume]
+    finally:
+        first.stop()
+    with pytest.raises(VCenterUnavailable):
+        api.list_volumes()
+    again = Simulator(vms=1, clusters=0, password=password,
+                      listen="127.0.0.1:{}".format(port)).start()
+    try:
+        # A new vCenter: the old session is unknown to it, the datastore is
+        # a new, empty one.
+        assert api.list_volumes() == []
+        assert messages_of(logger, "vcenter:session_expired")
+    finally:
+        again.stop()
+    logger.flush_tracebacks(VCenterUnavailable)
+
+
+def local_path(simulator, cluster_id, dataset_id, suffix=".vmdk"):
+    folder = os.path.join(simulator.datastores["LocalDS_0"], "FLOCKER",
+                          str(cluster_id), "bronze")
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+    return os.path.join(folder, "{}{}".format(dataset_id, suffix))
+
+
+@pytest.mark.parametrize("left_behind", [
+    {".vmdk": ""},                                 # descriptor never written
+    {".vmdk": "# Disk DescriptorFile\nversion=1\n"},  # no extent yet
+    {"-flat.vmdk": "x"},                           # extent, no descriptor
+])
+def test_half_created_disk_is_invisible_then_completed(
+        make_api, simulator, cluster_id, left_behind, logger):
+    api = make_api(cluster_id=cluster_id)
+    dataset_id = uuid.uuid4()
+    for suffix, text in left_behind.items():
+        with open(local_path(simulator, cluster_id, dataset_id, suffix), "w") as f:
+            f.write(text)
+    assert api.list_volumes() == []
+    volume = api.create_volume(dataset_id, GiB)
+    assert api.list_volumes() == [volume]
+    flat = local_path(simulator, cluster_id, dataset_id, "-flat.vmdk")
+    assert os.stat(flat).st_size == GiB
+    assert messages_of(logger, "incomplete_disk_removed")
+
+
+def test_attach_finished_unseen_is_reported_truthfully(
+        api, simulator, vcenter):
+    """The agent died after starting the reconfiguration: it went through."""
+    node = simulator.vms[0]
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    path = str(api._disk(volume.blockdevice_id).path)
+    vm = find_vm(vcenter, node.name)
+    controller = [d for d in vm.config.hardware.device
+                  if isinstance(d, vim.vm.device.VirtualSCSIController)][0]
+    used = set(d.unitNumber for d in vm.config.hardware.device
+               if d.controllerKey == controller.key)
+    unit = min(set(range(16)) - used - {7})
+    task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[
+        vim.vm.device.VirtualDeviceSpec(
+            operation="add", device=vim.vm.device.VirtualDisk(
+                key=-1, controllerKey=controller.key, unitNumber=unit,
+                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                    fileName=path, diskMode="independent_persistent")))]))
+    assert task.info.state == "success"
+    assert holders(api, volume) == [node.instance_uuid]
+    with pytest.raises(AlreadyAttachedVolume):
+        api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    api.detach_volume(volume.blockdevice_id)
+    assert holders(api, volume) == [None]
+
+
+def test_two_processes_attaching_one_volume_one_wins(
+        api, simulator, dataset_config, cluster_id, make_api, tmpdir):
+    api = make_api(cluster_id=cluster_id)
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    go = tmpdir.join("go").strpath
+    contenders = []
+    for vm in simulator.vms[:2]:
+        settings = json.dumps({
+            "cluster_id": str(cluster_id), "dataset": dataset_config,
+            "blockdevice_id": volume.blockdevice_id, "go": go,
+            "node": vm.instance_uuid})
+        contenders.append(subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "race_attach.py"), settings],
+            stdout=subprocess.PIPE, env=dict(
+                os.environ, PYTHONPATH=os.path.dirname(HERE))))
+    open(go, "w").close()
+    outcomes = []
+    for process in contenders:
+        output, _ = process.communicate()
+        assert process.returncode == 0
+        outcomes.append(json.loads(output.decode("utf-8"))["outcome"])
+    assert sorted(outcomes) == ["already attached", "attached"]
+    attached = holders(api, volume)
+    assert len(attached) == 1 and attached[0] is not None
+
+
+def test_disk_on_two_vms_is_undone_by_whoever_sees_it(
+        make_api, simulator, vcenter, cluster_id, logger):
+    """
+    vSphere lets a powered-off VM take a disk another VM holds: the attacher
+    that finds the disk on two VMs detaches its own.
+    """
+    api = make_api(cluster_id=cluster_id)
+    first, second = simulator.vms[0], simulator.vms[1]
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.attach_volume(volume.blockdevice_id, first.instance_uuid)
+    machine = find_vm(vcenter, second.name)
+    assert machine.PowerOffVM_Task().info.state == "success"
+    try:
+        operations = api._operations
+        vm = [v for v in operations.virtual_machines()
+              if v.instance_uuid == second.instance_uuid][0]
+        disk = api._disk(volume.blockdevice_id)
+        operations.attach_disk(vm, disk.path, GiB // 1024, "paravirtual")
+        assert sorted(v.instance_uuid for v in operations.virtual_machines()
+                      if any(getattr(d.backing, "fileName", None) == str(disk.path)
+                             for d in v.devices)) == sorted(
+                                 [first.instance_uuid, second.instance_uuid])
+        with pytest.raises(AlreadyAttachedVolume):
+            api._keep_only_one_holder(volume.blockdevice_id, disk, vm)
+        assert holders(api, volume) == [first.instance_uuid]
+        assert messages_of(logger, "race_lost")
+    finally:
+        assert machine.PowerOnVM_Task().info.state == "success"
+        set_disk_enable_uuid(vcenter, second.name, True)
+
+
+def test_dataset_created_twice_at_once_keeps_at_most_one_disk(
+        make_api, simulator, cluster_id, vcenter, logger):
+    api = make_api(cluster_id=cluster_id)
+    dataset_id = uuid.uuid4()
+    volume = api.create_volume(dataset_id, GiB)
+    # The other node's disk for the same dataset, made at the same moment
+    # under another profile.
+    other = str(api._disk(volume.blockdevice_id).path).replace(
+        "/bronze/", "/gold/")
+    manager = vcenter.virtualDiskManager
+    vcenter_dc = vcenter.rootFolder.childEntity[0]
+    vcenter.fileManager.MakeDirectory(
+        name=other.rsplit("/", 1)[0], datacenter=vcenter_dc,
+        createParentDirectories=True)
+    task = manager.CreateVirtualDisk_Task(
+        name=other, datacenter=vcenter_dc,
+        spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+            capacityKb=GiB // 1024, adapterType="lsiLogic", diskType="thin"))
+    assert task.info.state == "success"
+    mine = api._disk(volume.blockdevice_id)
+    with pytest.raises(DatasetAlreadyHasVolume):
+        api._keep_only_one_disk(dataset_id, mine.path)
+    listed = api.list_volumes()
+    assert [v.dataset_id for v in listed] == [dataset_id]
+    assert messages_of(logger, "race_lost")
+    logger.flush_tracebacks(DatasetAlreadyHasVolume)
+
+
+def test_no_secret_reaches_any_log(make_api, simulator, vcenter, logger,
+                                   dataset_config, tmpdir):
+    """A full run, faults included: no password, cookie or session id."""
+    api = make_api()
+    node = simulator.vms[0]
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    cookie = api._operations.vcenter._stub.cookie
+    sessions = [s.key for s in vcenter.sessionManager.sessionList
+                if s.key != vcenter.sessionManager.currentSession.key]
+    vcenter.sessionManager.TerminateSession(sessionId=sessions)
+    api.detach_volume(volume.blockdevice_id)
+    api.destroy_volume(volume.blockdevice_id)
+    with pytest.raises(VCenterUnavailable):
+        vsphere_from_configuration(
+            uuid.uuid4(), **dict(dataset_config, password="Wr0ng-Secret"))
+    logger.flush_tracebacks(VCenterUnavailable)
+    text = json.dumps(logger.serialize(), default=repr)
+    secrets = [dataset_config["password"], "Wr0ng-Secret",
+               cookie.split("=", 1)[1].split(";")[0]] + sessions
+    assert cookie
+    for secret in secrets:
+        assert secret not in text
