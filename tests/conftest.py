@@ -6,6 +6,7 @@ Shared fixtures: one vCenter simulator per test session, a fresh cluster id
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 import os
+import threading
 import uuid
 
 import eliot._output
@@ -65,13 +66,29 @@ def set_disk_enable_uuid(content, name, enabled):
     assert task.info.state == "success", task.info.error
 
 
+class _ThreadSafeMemoryLogger(MemoryLogger):
+    """
+    Eliot 0.11's MemoryLogger (Flocker's pin) keeps messages and their
+    serializers in two lists appended one after the other; threads writing
+    at once would pair them wrongly.
+    """
+
+    def __init__(self):
+        MemoryLogger.__init__(self)
+        self._write_lock = threading.Lock()
+
+    def write(self, dictionary, serializer=None):
+        with self._write_lock:
+            return MemoryLogger.write(self, dictionary, serializer)
+
+
 @pytest.fixture
 def logger():
     """
     Every Eliot message of the test, validated against its declared type
     at the end.
     """
-    memory = MemoryLogger()
+    memory = _ThreadSafeMemoryLogger()
     previous = eliot._output._DEFAULT_LOGGER
     eliot._output._DEFAULT_LOGGER = memory
     try:

@@ -22,7 +22,7 @@ from ._logging import (
 from .devices import find_disk, normalise_disk_uuid
 from .errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume,
-    DeviceNotFound, DiskLocked, DiskUUIDNotEnabled, NodeNotFound,
+    DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled, NodeNotFound,
     UnknownProfile, VirtualMachineNotFound,
 )
 from .flocker_api import (
@@ -278,6 +278,8 @@ class VsphereBlockDeviceAPI(object):
                     profile.storage_policy if profile is not None else None)
             except DiskLocked:
                 raise AlreadyAttachedVolume(blockdevice_id)
+            except DiskGone:
+                raise UnknownVolume(blockdevice_id)
             self._keep_only_one_holder(blockdevice_id, disk, target[0])
             return self._volume(disk, attached_to=attach_to)
 

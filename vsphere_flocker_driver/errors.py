@@ -184,6 +184,22 @@ class DiskLocked(VCenterError):
 
 
 @python_2_unicode_compatible
+class DiskGone(VCenterError):
+    """
+    A disk vanished between looking it up and using it (another node
+    destroyed it).
+
+    :ivar text path: The disk's datastore path.
+    """
+    def __init__(self, path):
+        VCenterError.__init__(self, path)
+        self.path = path
+
+    def __str__(self):
+        return "Disk {} no longer exists".format(self.path)
+
+
+@python_2_unicode_compatible
 class DatasetAlreadyHasVolume(VCenterError):
     """
     A volume for this dataset exists already: one dataset never gets two disks.

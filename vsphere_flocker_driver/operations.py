@@ -21,8 +21,8 @@ from ._logging import (
 )
 from .devices import attach_disk_spec, detach_disk_spec
 from .errors import (
-    ConfigurationError, DatasetAlreadyHasVolume, DiskLocked, NoFreeDiskSlot,
-    TaskFailed, VirtualMachineBusy,
+    ConfigurationError, DatasetAlreadyHasVolume, DiskGone, DiskLocked,
+    NoFreeDiskSlot, TaskFailed, VirtualMachineBusy,
 )
 from .layout import disk_file_name, disk_search_spec, disks_from_search
 
@@ -422,6 +422,9 @@ class VsphereOperations(object):
             except TaskFailed as error:
                 if _is_lock_fault(error.fault):
                     raise DiskLocked(text_type(path))
+                if isinstance(error.fault, vim.fault.FileNotFound):
+                    # Destroyed by another node since it was looked up.
+                    raise DiskGone(text_type(path))
                 raise
 
     # -- for operators (checks, orphans)
