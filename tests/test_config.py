@@ -220,3 +220,14 @@ def test_password_spaces_are_kept(tmpdir):
     secret.write(" spaced \n")
     config = configure(password=None, password_file=secret.strpath)
     assert config.password.reveal() == " spaced "
+
+
+def test_profile_names_are_case_insensitive():
+    config = configure(profiles={"Fast": {"datastore": "ssd"}},
+                       default_profile="FAST")
+    assert config.profiles["fast"].datastore == "ssd"
+    assert config.default_profile == "fast"
+
+
+def test_quoted_port_is_named_as_text():
+    assert "not text" in str(error_for(vc_port="443"))

@@ -167,6 +167,8 @@ def _kind(value):
         return "a mapping"
     if value is None:
         return "empty"
+    if isinstance(value, string_types):
+        return "text"
     return "a {}".format(type(value).__name__)
 
 
@@ -224,7 +226,8 @@ def _folder(key, value):
 
 
 def _profile_name(key, value):
-    value = _require_text(key, value)
+    # Flocker's names are lower case; an admin's "Fast" is the profile "fast".
+    value = _require_text(key, value).lower()
     if not _FOLDER_NAME.match(value) or "." in value:
         raise ConfigurationError(
             key, "must be a name of letters, digits, '_' or '-', not {!r}".format(

@@ -39,6 +39,9 @@ _NETWORK_ERRORS = (socket.error, ssl.SSLError, ssl.CertificateError,
 
 _TERMINAL_TASK_STATES = ("success", "error")
 
+# OpenSSL's verification result for a certificate of another host.
+_X509_V_ERR_HOSTNAME_MISMATCH = 62
+
 # Pooled connections idle longer than this are closed rather than reused:
 # vCenter's proxy closes idle keep-alive connections itself.
 _POOL_IDLE_SECONDS = 30
@@ -463,11 +466,26 @@ def _is_timeout(error):
         isinstance(error, ssl.SSLError) and "timed out" in text_type(error))
 
 
+def _is_name_mismatch(error):
+    """
+    Whether the certificate is fine but names another host: Python 2.7 says
+    so with a ``CertificateError`` of its own, Python 3 with OpenSSL's code.
+    """
+    if getattr(error, "verify_code", None) == _X509_V_ERR_HOSTNAME_MISMATCH:
+        return True
+    return (isinstance(error, ssl.CertificateError)
+            and not isinstance(error, ssl.SSLError))
+
+
 def _describe_network_error(error):
     if isinstance(error, CertificateMismatch):
         return text_type(error.args[0] if error.args else error)
     if _is_timeout(error):
         return "no answer within the operation timeout"
+    if _is_name_mismatch(error):
+        return ("its certificate is not valid for this host name or address "
+                "({}); set vc_ip to a name the certificate carries".format(
+                    getattr(error, "verify_message", None) or error))
     if isinstance(error, ssl.SSLError):
         return ("the TLS handshake failed ({}); if vCenter uses a self-signed "
                 "certificate, set ssl_ca_file or ssl_thumbprint".format(
