@@ -57,6 +57,8 @@ test: bootstrap
 	$(PY3) -m pytest $(PYTEST_ARGS) || { echo "== Python 3: pytest exited $$?"; status=1; }; \
 	echo "== pytest on Python 2.7 ($(PY27))"; \
 	$(PY27) -m pytest $(PYTEST_ARGS) || { echo "== Python 2.7: pytest exited $$?"; status=1; }; \
+	echo "== documentation (Sphinx, warnings as errors)"; \
+	$(VENV)/py3/bin/sphinx-build -q -W -b html docs docs/_build/html || { echo "== docs: sphinx-build failed"; status=1; }; \
 	exit $$status
 
 test-py3: $(PY3_STAMP)
