@@ -68,9 +68,8 @@ test-py27: $(PY27_STAMP)
 	$(PY27) -m pytest $(PYTEST_ARGS)
 
 # Needs Go and govmomi (system packages) to build the simulator.
-# TODO: .venv/py3/bin/vsphere-flocker demo once the CLI has the command.
 demo: $(SYSTEM_STAMP) $(PY3_STAMP)
-	$(PY3) -m vsphere_flocker_driver.demo
+	$(VENV)/py3/bin/vsphere-flocker demo
 
 lint: $(PY3_STAMP)
 	$(VENV)/py3/bin/ruff check .

@@ -36,6 +36,11 @@ setup(
         "PyYAML >= 3.12",
         "six >= 1.10.0",
     ],
+    entry_points={
+        "console_scripts": [
+            "vsphere-flocker = vsphere_flocker_driver.cli:main",
+        ],
+    },
     classifiers=[
         "Programming Language :: Python :: 2.7",
         "Programming Language :: Python :: 3",

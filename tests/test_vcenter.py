@@ -70,6 +70,21 @@ def test_certificate_is_verified_by_default(dataset_config):
     assert "TLS handshake failed" in str(caught.value)
 
 
+def test_certificate_verified_with_a_ca_file(dataset_config, simulator):
+    keys = dict(dataset_config, ssl_verify_cert=True,
+                ssl_ca_file=simulator.ca_file)
+    api = vsphere_from_configuration(uuid.uuid4(), **keys)
+    assert api.list_volumes() == []
+
+
+def test_certificate_for_another_name_is_refused(dataset_config, simulator):
+    keys = dict(dataset_config, ssl_verify_cert=True,
+                ssl_ca_file=simulator.ca_file, vc_ip="127.0.0.2")
+    with pytest.raises(VCenterUnavailable) as caught:
+        vsphere_from_configuration(uuid.uuid4(), **keys)
+    assert "127.0.0.2" in str(caught.value)
+
+
 @pytest.mark.parametrize("digest", [hashlib.sha256, hashlib.sha1])
 def test_pinned_thumbprint_is_accepted(dataset_config, simulator, digest):
     keys = dict(dataset_config, ssl_verify_cert=True,

@@ -184,6 +184,8 @@ class Simulator(object):
     :ivar str datacenter_name: The datacenter, ``DC0``.
     :ivar dict datastores: Datastore name -> local folder holding its files.
     :ivar list vms: ``VirtualMachineRecord`` for each VM, sorted by name.
+    :ivar str ca_file: A PEM file of its (self-signed) certificate, to verify
+        it with as vCenter's is verified.
     """
 
     def __init__(self, vms=2, hosts=1, clusters=1, cluster_hosts=3,
@@ -223,6 +225,7 @@ class Simulator(object):
         self._stderr = None
         self.url = self.host = self.port = self.datacenter_name = None
         self.pid = None
+        self.ca_file = None
         self.datastores = {}
         self.vms = []
 
@@ -254,6 +257,7 @@ class Simulator(object):
         self.host, self.port = parsed.hostname, parsed.port
         self.datacenter_name = ready["datacenter"]
         self.datastores = dict(ready["datastores"])
+        self.ca_file = ready.get("ca_file")
         self.vms = [
             VirtualMachineRecord(vm["name"], vm["bios_uuid"], vm["instance_uuid"])
             for vm in ready["vms"]]

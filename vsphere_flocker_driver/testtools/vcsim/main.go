@@ -1,7 +1,8 @@
 // Command vcsim runs govmomi's vCenter simulator with the behaviour a vSphere
 // volume driver depends on and govmomi 0.24 does not simulate: real VMDK
 // descriptors with capacity and UUID, disk search details, file locks
-// between running VMs, SCSI unit rules and SearchIndex.FindAllByUuid.
+// between running VMs, SCSI unit rules, SearchIndex.FindAllByUuid and
+// privilege checks that follow permissions.
 //
 // It prints one JSON line describing the inventory once it listens, then
 // serves until SIGINT or SIGTERM (or, with -stdin-watch, until stdin
@@ -10,7 +11,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -39,6 +39,7 @@ type ready struct {
 	Datastores map[string]string `json:"datastores"`
 	VMs        []vmInfo          `json:"vms"`
 	PID        int               `json:"pid"`
+	CAFile     string            `json:"ca_file"`
 }
 
 // wrap replaces the simulator's objects with this program's versions, keeping
@@ -130,8 +131,20 @@ func main() {
 	}
 	defer m.Remove()
 	wrap(*cloneBiosUUID)
+	wrapAuthz(*username)
 
-	m.Service.TLS = new(tls.Config)
+	tlsDir, err := os.MkdirTemp("", "vcsim-tls-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vcsim: cannot make the certificate folder:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(tlsDir)
+	serverConfig, caFile, err := serverTLS(tlsDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vcsim: cannot make the certificate:", err)
+		os.Exit(1)
+	}
+	m.Service.TLS = serverConfig
 	// Serve the storage policy service (/pbm) beside /sdk, as vCenter does.
 	m.Service.RegisterEndpoints = true
 	m.Service.Listen = &url.URL{Host: *listen}
@@ -143,7 +156,9 @@ func main() {
 
 	u := *s.URL
 	u.User = nil
-	line, _ := json.Marshal(describe(&u))
+	description := describe(&u)
+	description.CAFile = caFile
+	line, _ := json.Marshal(description)
 	out := bufio.NewWriter(os.Stdout)
 	_, _ = out.Write(append(line, '\n'))
 	_ = out.Flush()

@@ -1,0 +1,154 @@
+"""
+``vsphere-flocker orphans``: files in the cluster's folders that no volume
+accounts for, and volumes on powered-off VMs; ``--repair`` fixes only what is
+safe and says what it did.  The leftovers are made as a crash would leave
+them: files written straight into the simulated datastore's folder.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import io
+import json
+import os
+import uuid
+
+import pytest
+
+from vsphere_flocker_driver.orphans import (
+    FOREIGN_FILE, INCOMPLETE_DISK, LONE_EXTENT, POWERED_OFF_HOLDER,
+)
+
+from .test_cli import operators
+from .test_profiles_cloud import power
+
+GiB = 1024 ** 3
+
+
+@pytest.fixture
+def operator(simulator, tmpdir, logger):
+    with operators(simulator, tmpdir) as make:
+        yield make
+
+
+def leave_file(simulator, op, relative, content=b""):
+    """Put a file in the cluster's folder, as a crashed operation would."""
+    folder = os.path.join(simulator.datastores["LocalDS_0"], "FLOCKER",
+                          "{}".format(op.cluster_id))
+    path = os.path.join(folder, relative)
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path))
+    with io.open(path, "wb") as f:
+        f.write(content)
+    return path
+
+
+def datastore_path(op, relative):
+    return "[LocalDS_0] FLOCKER/{}/{}".format(op.cluster_id, relative)
+
+
+def findings(op, *options):
+    result = op("--json", "orphans", *options)
+    assert result.status == 0, result
+    return json.loads(result.out)
+
+
+def test_a_clean_cluster_has_no_orphans(operator):
+    op = operator()
+    op.api().create_volume(uuid.uuid4(), GiB)
+    result = op("orphans")
+    assert result.status == 0, result
+    assert result.out.startswith("Nothing left over in cluster {}".format(
+        op.cluster_id))
+
+
+def test_half_created_descriptor_is_found_and_repaired(operator, simulator):
+    op = operator()
+    dataset_id = uuid.uuid4()
+    name = "bronze/{}.vmdk".format(dataset_id)
+    path = leave_file(simulator, op, name)
+    result = op("orphans")
+    assert result.status == 0, result
+    assert INCOMPLETE_DISK in result.out and datastore_path(op, name) in result.out
+    assert "vsphere-flocker --repair would:\n  delete {}".format(
+        datastore_path(op, name)) in result.out
+    assert os.path.exists(path)
+    repaired = op("orphans", "--repair")
+    assert "Repaired: deleted {}".format(datastore_path(op, name)) in repaired.out
+    assert not os.path.exists(path)
+    assert findings(op)["findings"] == []
+
+
+def test_extent_without_descriptor_is_found_and_repaired(operator, simulator):
+    op = operator()
+    name = "gold/{}-flat.vmdk".format(uuid.uuid4())
+    path = leave_file(simulator, op, name, b"\0" * 4096)
+    [finding] = findings(op)["findings"]
+    assert (finding["kind"], finding["path"]) == (
+        LONE_EXTENT, datastore_path(op, name))
+    report = findings(op, "--repair")
+    assert [r["done"] for r in report["repaired"]] == [
+        "deleted {}".format(datastore_path(op, name))]
+    assert not os.path.exists(path)
+
+
+def test_half_created_disk_with_extent_is_deleted_whole(operator, simulator):
+    op = operator()
+    dataset_id = uuid.uuid4()
+    descriptor = leave_file(simulator, op, "silver/{}.vmdk".format(dataset_id))
+    extent = leave_file(simulator, op, "silver/{}-flat.vmdk".format(dataset_id))
+    [finding] = findings(op)["findings"]
+    assert finding["kind"] == INCOMPLETE_DISK
+    findings(op, "--repair")
+    assert not os.path.exists(descriptor) and not os.path.exists(extent)
+
+
+@pytest.mark.parametrize("name", [
+    "notes.txt", "bronze/backup.vmdk", "{}.vmdk".format(uuid.uuid4())])
+def test_foreign_files_are_reported_and_never_touched(operator, simulator, name):
+    op = operator()
+    path = leave_file(simulator, op, name, b"keep me")
+    report = findings(op, "--repair")
+    [finding] = report["findings"]
+    assert finding["kind"] == FOREIGN_FILE and finding["repair"] is None
+    assert finding["path"] == datastore_path(op, name)
+    assert report["repaired"] == []
+    with io.open(path, "rb") as f:
+        assert f.read() == b"keep me"
+    os.remove(path)
+
+
+def test_foreign_file_says_nothing_was_repaired(operator, simulator):
+    op = operator()
+    path = leave_file(simulator, op, "notes.txt")
+    result = op("orphans", "--repair")
+    assert "not a file this driver names; left alone" in result.out
+    assert "Nothing was safe to repair." in result.out
+    os.remove(path)
+
+
+def test_volume_on_a_powered_off_vm_is_detached_by_repair(operator, simulator):
+    op = operator()
+    volume = op.api().create_volume(uuid.uuid4(), GiB)
+    dead = simulator.vms[1]
+    assert op("attach", volume.blockdevice_id, "--node",
+              dead.instance_uuid).status == 0
+    power(simulator, dead, on=False)
+    try:
+        result = op("orphans")
+        assert POWERED_OFF_HOLDER in result.out
+        assert "volume {} is attached to VM {} ({}), which is poweredOff".format(
+            volume.blockdevice_id, dead.name, dead.instance_uuid) in result.out
+        assert "detach it from {}".format(dead.name) in result.out
+        repaired = op("orphans", "--repair")
+        assert "Repaired: detached volume {}".format(
+            volume.blockdevice_id) in repaired.out
+        assert op.api().list_volumes()[0].attached_to is None
+    finally:
+        power(simulator, dead, on=True)
+
+
+def test_volume_on_a_running_vm_is_no_orphan(operator, simulator):
+    op = operator()
+    volume = op.api().create_volume(uuid.uuid4(), GiB)
+    op("attach", volume.blockdevice_id)
+    assert findings(op)["findings"] == []

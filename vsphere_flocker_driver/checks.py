@@ -1,0 +1,480 @@
+"""
+The operator's ``check`` command: is this node ready for Flocker's agent?
+
+Each check is one small function taking the shared ``CheckContext`` and
+returning one ``CheckResult`` or several (one per datastore, one per object
+whose privileges are checked).  A check that needs an earlier one to have
+passed (no login, no privileges to check) is reported as skipped, so that
+one cause is named once, at its own line.  Nothing here prints and nothing
+changes anything in vCenter.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import hashlib
+import socket
+import ssl
+
+from pyrsistent import PClass, field
+from pyVmomi import vmodl
+
+from ._compat import text_type, to_text
+from .agent import backend_description, load_agent_config
+from .config import configuration_from_dataset
+from .devices import free_slot
+from .errors import (
+    AgentConfigError, ConfigurationError, VCenterError, VCenterUnavailable,
+)
+from .guest import GuestIdentityUnknown, SysfsGuest
+from .layout import ClusterLayout
+from .operations import VsphereOperations
+from .vcenter import VCenter, ssl_context
+
+PASS = "PASS"
+WARN = "WARN"
+FAIL = "FAIL"
+SKIP = "SKIP"
+
+#: What the driver does on each kind of object, as vCenter privileges (the
+#: list of docs/privileges.rst): it browses, creates and deletes disk files
+#: on the datastores, attaches and detaches them on the node VMs (adding a
+#: SCSI controller when full), and reads the inventory.
+DATASTORE_PRIVILEGES = ("Datastore.AllocateSpace", "Datastore.Browse",
+                        "Datastore.DeleteFile", "Datastore.FileManagement")
+VM_PRIVILEGES = ("VirtualMachine.Config.AddExistingDisk",
+                 "VirtualMachine.Config.AddRemoveDevice",
+                 "VirtualMachine.Config.RemoveDisk")
+DATACENTER_PRIVILEGES = ("System.Read", "System.View")
+POLICY_PRIVILEGES = ("StorageProfile.View",)
+
+#: Privileges without which only an optional feature is lost: a warning.
+#: (``start_node``: Flocker powering a stopped node VM on.)
+OPTIONAL_PRIVILEGES = {
+    "VirtualMachine.Interact.PowerOn": "Flocker cannot power a stopped node "
+                                       "VM on (start_node)",
+}
+
+# Bound the reachability probe: an unreachable vCenter should not make the
+# operator wait for the whole operation timeout.
+_CONNECT_TIMEOUT = 10.0
+
+
+class CheckResult(PClass):
+    """
+    The outcome of one check.
+
+    :ivar text check: What was checked, a few words.
+    :ivar text status: ``PASS``, ``WARN``, ``FAIL`` or ``SKIP``.
+    :ivar text reason: What was found, one sentence.
+    :ivar fix: What to do about it, one sentence, or ``None``.
+    """
+    check = field(type=text_type, mandatory=True)
+    status = field(type=text_type, mandatory=True)
+    reason = field(type=text_type, mandatory=True)
+    fix = field(type=(text_type, type(None)), initial=None)
+
+
+def _result(check, status, reason, fix=None):
+    return CheckResult(check=check, status=status, reason=to_text(reason),
+                       fix=None if fix is None else to_text(fix))
+
+
+class _Skipped(Exception):
+    """A check cannot run because an earlier one did not pass."""
+
+
+class CheckContext(object):
+    """
+    What the checks find out and share, in the order they run.
+
+    :param text config_path: The agent.yml file.
+    :param cluster_id: The cluster's ``UUID``, or ``None`` when it could not
+        be found (``cluster_id_problem`` says why).
+    :param text guest_root: The folder standing for this node's ``/``.
+    """
+
+    def __init__(self, config_path, cluster_id, guest_root="/",
+                 cluster_id_problem=None):
+        self.config_path = config_path
+        self.cluster_id = cluster_id
+        self.cluster_id_problem = cluster_id_problem
+        self.guest_root = guest_root
+        self.passed = set()
+        self.config = None
+        self.vcenter = None
+        self.operations = None
+        self.datacenter = None
+        self.datastores = {}
+        self.vm = None
+
+    def need(self, *checks):
+        """Raise ``_Skipped`` unless every one of ``checks`` passed."""
+        for check in checks:
+            if check not in self.passed:
+                raise _Skipped(check)
+
+    def close(self):
+        if self.vcenter is not None:
+            self.vcenter.close()
+
+
+def check_configuration(context):
+    """agent.yml loads as the agent loads it, and its dataset keys are valid."""
+    name = "configuration"
+    try:
+        agent_config = load_agent_config(context.config_path)
+        dataset = dict(agent_config["dataset"])
+        backend = to_text(dataset.pop("backend")).strip()
+        backend_description(backend, path=context.config_path)
+    except AgentConfigError as error:
+        return _result(name, FAIL, error, "correct the file; agent.yml.example "
+                       "lists and explains every key")
+    if context.cluster_id is None:
+        return _result(name, FAIL, context.cluster_id_problem,
+                       "give --cluster-id, or run on a node of the cluster")
+    try:
+        config = configuration_from_dataset(context.cluster_id, dataset)
+    except ConfigurationError as error:
+        return _result(name, FAIL, error,
+                       "correct key {} in {}".format(error.key or "dataset",
+                                                     context.config_path))
+    context.config = config
+    # Storage policies are checked on their own line: the other lookups must
+    # not depend on them.
+    unpolicied = config.set(profiles=dict(
+        (key, profile.set(storage_policy=None))
+        for key, profile in config.profiles.items()))
+    context.vcenter = VCenter(config)
+    context.operations = VsphereOperations(context.vcenter, unpolicied)
+    return _result(name, PASS, "{} is valid (backend {}, cluster {})".format(
+        context.config_path, backend, config.cluster_id))
+
+
+def check_reachable(context):
+    """A TCP connection to vCenter's address and port opens."""
+    context.need("configuration")
+    config = context.config
+    where = "{}:{}".format(config.vc_host, config.vc_port)
+    try:
+        connection = socket.create_connection(
+            (config.vc_host, config.vc_port),
+            timeout=min(_CONNECT_TIMEOUT, config.operation_timeout))
+    except (socket.error, socket.timeout) as error:
+        return _result("vCenter reachable", FAIL, "cannot connect to {}: {}".format(
+            where, getattr(error, "strerror", None) or error),
+            "check vc_ip and vc_port, DNS, and that no firewall blocks the port")
+    connection.close()
+    return _result("vCenter reachable", PASS, "connected to {}".format(where))
+
+
+def _server_fingerprint(config, algorithm="sha256"):
+    """
+    The fingerprint of vCenter's certificate, read without verifying it:
+    what the operator would pin with ``ssl_thumbprint``.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    connection = socket.create_connection(
+        (config.vc_host, config.vc_port), timeout=_CONNECT_TIMEOUT)
+    try:
+        wrapped = context.wrap_socket(connection)
+        try:
+            return hashlib.new(algorithm, wrapped.getpeercert(True)).hexdigest()
+        finally:
+            wrapped.close()
+    finally:
+        connection.close()
+
+
+def check_certificate(context):
+    """vCenter's certificate is verified, or the operator is told it is not."""
+    context.need("vCenter reachable")
+    config = context.config
+    name = "certificate"
+    if not config.ssl_verify_cert and config.ssl_thumbprint is None:
+        return _result(name, WARN, "ssl_verify_cert is off: vCenter's identity "
+                       "is not checked, and a man in the middle could read the "
+                       "password", "pin the certificate with ssl_thumbprint: {}"
+                       .format(_server_fingerprint(config)))
+    if config.ssl_thumbprint is not None:
+        seen = _server_fingerprint(
+            config, "sha256" if len(config.ssl_thumbprint) == 64 else "sha1")
+        if seen != config.ssl_thumbprint:
+            return _result(name, FAIL, "vCenter's certificate fingerprint is {}, "
+                           "not the configured ssl_thumbprint".format(seen),
+                           "if the certificate was renewed on purpose, set "
+                           "ssl_thumbprint: {}".format(_server_fingerprint(config)))
+        return _result(name, PASS, "the certificate matches ssl_thumbprint")
+    connection = socket.create_connection(
+        (config.vc_host, config.vc_port), timeout=_CONNECT_TIMEOUT)
+    try:
+        wrapped = ssl_context(config).wrap_socket(
+            connection, server_hostname=config.vc_host)
+        wrapped.close()
+    except (ssl.SSLError, ssl.CertificateError) as error:
+        return _result(name, FAIL, "vCenter's certificate is not trusted ({})"
+                       .format(getattr(error, "reason", None) or error),
+                       "set ssl_ca_file to the CA that signed it, or pin it "
+                       "with ssl_thumbprint: {}".format(_server_fingerprint(config)))
+    finally:
+        connection.close()
+    return _result(name, PASS, "verified against {}".format(
+        config.ssl_ca_file or "the system's certificate authorities"))
+
+
+def check_login(context):
+    """vCenter accepts the configured user and password."""
+    context.need("certificate")
+    try:
+        context.vcenter.content()
+    except VCenterUnavailable as error:
+        return _result("login", FAIL, error.reason,
+                       "correct username and password (or password_file)")
+    return _result("login", PASS, "logged in as {}".format(
+        context.config.username))
+
+
+def check_datacenter(context):
+    """The configured datacenter exists."""
+    context.need("login")
+    try:
+        context.datacenter, properties = context.vcenter.find_datacenter(
+            context.config.datacenter_name)
+    except ConfigurationError as error:
+        return _result("datacenter", FAIL, error.problem,
+                       "set datacenter_name to one of the datacenters found")
+    context.datastores = context.vcenter.find_datastores(properties["datastore"])
+    return _result("datacenter", PASS, "found {}".format(
+        context.config.datacenter_name))
+
+
+def _profiles_on(config, datastore):
+    return sorted(profile.name for profile in config.profiles.values()
+                  if profile.datastore == datastore)
+
+
+def check_datastores(context):
+    """Every datastore a profile names exists in the datacenter and is accessible."""
+    context.need("datacenter")
+    config = context.config
+    results = []
+    for name in config.datastores:
+        check = "datastore {}".format(name)
+        users = ", ".join(_profiles_on(config, name))
+        if name not in context.datastores:
+            results.append(_result(check, FAIL, (
+                "no datastore named '{}' in datacenter {} (found: {}); "
+                "profiles {} use it").format(
+                    name, config.datacenter_name,
+                    ", ".join(sorted(context.datastores)) or "none", users),
+                "correct datastore_name or the profiles' datastore keys"))
+            continue
+        properties = context.datastores[name][1]
+        if properties.get("summary.accessible") is False:
+            results.append(_result(check, FAIL, "the datastore is not accessible",
+                                   "bring the datastore back (host connection, "
+                                   "storage) or choose another"))
+            continue
+        results.append(_result(check, PASS, "found (profiles {})".format(users)))
+    if all(result.status == PASS for result in results):
+        context.passed.add("datastores")
+    return results
+
+
+def check_storage_policies(context):
+    """Every storage policy a profile names exists."""
+    context.need("login")
+    config = context.config
+    wanted = sorted(set(profile.storage_policy
+                        for profile in config.profiles.values()
+                        if profile.storage_policy is not None))
+    if not wanted:
+        return _result("storage policies", PASS,
+                       "no profile names a storage policy")
+    known = context.vcenter.storage_policies()
+    missing = [policy for policy in wanted if policy not in known]
+    if missing:
+        return _result("storage policies", FAIL, (
+            "no storage policy named {} in vCenter (found: {})").format(
+                ", ".join(repr(policy) for policy in missing),
+                ", ".join(sorted(known)) or "none"),
+            "correct the profiles' storage_policy keys")
+    return _result("storage policies", PASS, "found {}".format(", ".join(wanted)))
+
+
+def check_volume_folders(context):
+    """The cluster's folder exists on each datastore, or can be created there."""
+    context.need("datastores")
+    config = context.config
+    layout = ClusterLayout(volume_folder=config.volume_folder,
+                           cluster_id=config.cluster_id)
+    results = []
+    for datastore in config.datastores:
+        folder = layout.folder(datastore)
+        check = "volume folder on {}".format(datastore)
+        top = folder.set(path=config.volume_folder)
+        blocking = None
+        for path in (top, folder):
+            entry = context.operations.folder_entry(path)
+            if entry == "file":
+                blocking = path
+                break
+            if entry is None:
+                break
+        else:
+            results.append(_result(check, PASS, "{} exists".format(folder)))
+            continue
+        if blocking is not None:
+            results.append(_result(
+                check, FAIL, "{} is a file, so the folder {} cannot be "
+                "created".format(blocking, folder),
+                "move that file away, or choose another volume_folder"))
+        else:
+            results.append(_result(
+                check, PASS, "{} does not exist yet; the driver creates it "
+                "with the first volume".format(folder)))
+    return results
+
+
+def check_node(context):
+    """This node's VM is found by its BIOS UUID, and only one VM has it."""
+    # The lookup goes through the datastores' inventory, as the driver's.
+    context.need("datacenter", "datastores")
+    name = "this node's VM"
+    try:
+        candidates = SysfsGuest(context.guest_root).bios_uuids()
+    except GuestIdentityUnknown as error:
+        return _result(name, FAIL, error, "run the command as root on a node VM")
+    for bios_uuid in candidates:
+        vms = context.operations.find_vms_by_bios_uuid(bios_uuid)
+        if len(vms) > 1:
+            return _result(name, FAIL, "{} VMs have BIOS UUID {}: {}".format(
+                len(vms), bios_uuid, ", ".join(sorted(vm.name for vm in vms))),
+                "give each cloned VM a unique BIOS UUID (uuid.bios) so that "
+                "volumes never go to the wrong one")
+        if vms:
+            context.vm = vms[0]
+            return _result(name, PASS, "{} (node id {})".format(
+                vms[0].name, vms[0].instance_uuid))
+    return _result(name, FAIL, "no VM in datacenter {} has BIOS UUID {}".format(
+        context.config.datacenter_name, " or ".join(candidates)),
+        "run this on a node VM of that datacenter, or correct datacenter_name")
+
+
+def check_disk_uuid(context):
+    """``disk.EnableUUID`` is TRUE on this node's VM."""
+    context.need("this node's VM")
+    if context.operations.disk_uuid_enabled(context.vm):
+        return _result("disk.EnableUUID", PASS, "TRUE on {}".format(
+            context.vm.name))
+    return _result("disk.EnableUUID", FAIL, (
+        "not TRUE on {}: the guest cannot see its disks' UUIDs, so no "
+        "volume's device would ever be found").format(context.vm.name),
+        "set disk.EnableUUID = TRUE (VM Options, Advanced, Configuration "
+        "Parameters) and power-cycle the VM")
+
+
+def check_privileges(context):
+    """The user holds each privilege the driver needs on what it touches."""
+    context.need("datacenter")
+    config = context.config
+    objects = [("datacenter {}".format(config.datacenter_name),
+                context.datacenter, DATACENTER_PRIVILEGES)]
+    for name in config.datastores:
+        if name in context.datastores:
+            objects.append(("datastore {}".format(name),
+                            context.datastores[name][0], DATASTORE_PRIVILEGES))
+    if context.vm is not None:
+        objects.append(("VM {}".format(context.vm.name), context.vm.ref,
+                        VM_PRIVILEGES + tuple(sorted(OPTIONAL_PRIVILEGES))))
+    if any(profile.storage_policy for profile in config.profiles.values()):
+        objects.append(("vCenter (storage policies)",
+                        context.vcenter.content().rootFolder, POLICY_PRIVILEGES))
+    wanted = sorted(set(privilege for _, _, privileges in objects
+                        for privilege in privileges))
+    missing = context.operations.missing_privileges(
+        [entity for _, entity, _ in objects], wanted)
+    results = []
+    for label, entity, privileges in objects:
+        check = "privileges on {}".format(label)
+        lacking = [privilege for privilege in missing.get(entity._moId, ())
+                   if privilege in privileges]
+        needed = [privilege for privilege in lacking
+                  if privilege not in OPTIONAL_PRIVILEGES]
+        fix = "grant {} a role with these privileges on {}".format(
+            config.username, label)
+        if needed:
+            results.append(_result(check, FAIL, "{} lacks {}".format(
+                config.username, ", ".join(lacking)), fix))
+        elif lacking:
+            results.append(_result(check, WARN, "{} lacks {}: {}".format(
+                config.username, ", ".join(lacking), "; ".join(
+                    OPTIONAL_PRIVILEGES[privilege] for privilege in lacking)),
+                fix))
+        else:
+            results.append(_result(check, PASS, "holds {}".format(
+                ", ".join(privileges))))
+    return results
+
+
+def check_scsi_slot(context):
+    """This node's VM has room for another disk."""
+    context.need("this node's VM")
+    slot = free_slot(context.vm.devices)
+    name = "free SCSI slot"
+    if slot is None:
+        return _result(name, FAIL, (
+            "{} has 4 SCSI controllers with 15 disks each: no volume can be "
+            "attached").format(context.vm.name),
+            "detach disks from the VM, or move containers to another node")
+    controller, unit = slot
+    if controller is None:
+        return _result(name, PASS, "a new SCSI controller can be added on bus "
+                       "{}".format(unit))
+    return _result(name, PASS, "unit {} of controller {} is free".format(
+        unit, controller))
+
+
+#: Every check, in order, with the name its skipped line shows.
+CHECKS = (
+    ("configuration", check_configuration),
+    ("vCenter reachable", check_reachable),
+    ("certificate", check_certificate),
+    ("login", check_login),
+    ("datacenter", check_datacenter),
+    ("datastores", check_datastores),
+    ("storage policies", check_storage_policies),
+    ("volume folder", check_volume_folders),
+    ("this node's VM", check_node),
+    ("disk.EnableUUID", check_disk_uuid),
+    ("privileges", check_privileges),
+    ("free SCSI slot", check_scsi_slot),
+)
+
+
+def run_checks(context, checks=CHECKS):
+    """
+    Run ``checks`` in order, yielding each ``CheckResult`` as it is known.
+
+    A check that passes (all its lines) is recorded in ``context.passed``
+    under its name, for the checks that need it.
+    """
+    for name, check in checks:
+        try:
+            outcome = check(context)
+        except _Skipped as skipped:
+            yield _result(name, SKIP, "not checked: {} did not pass".format(
+                skipped.args[0]))
+            continue
+        except (ConfigurationError, VCenterError, vmodl.MethodFault) as error:
+            # vCenter answered in a way the check did not foresee: say so on
+            # the check's own line and go on with the others.
+            yield _result(name, FAIL, getattr(error, "msg", None) or error,
+                          "correct the cause named, then check again")
+            continue
+        results = outcome if isinstance(outcome, list) else [outcome]
+        if all(result.status in (PASS, WARN) for result in results):
+            context.passed.add(name)
+        for result in results:
+            yield result

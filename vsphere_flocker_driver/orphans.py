@@ -1,0 +1,194 @@
+"""
+What an operator sees of a cluster's storage: its volumes with where they
+are and who holds them, and what is left over in its folders.
+
+A crashed or interrupted operation can leave files in the cluster's folders
+that no volume accounts for: a disk descriptor without a capacity (creation
+stopped half-way), an extent (``-flat.vmdk``) without its descriptor.  Other
+files may have been put there by people.  And a volume attached to a VM that
+is powered off serves nobody.  ``find_orphans`` names all of these;
+``repair`` fixes only what is safe: it detaches volumes from powered-off
+VMs and deletes half-created disk files named after a dataset that no VM
+holds.  Files with other names are reported, never touched.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+from pyrsistent import PClass, field
+
+from ._compat import text_type
+from .devices import disk_file_names, find_disk
+from .layout import blockdevice_id_for, dataset_id_of_file, parse_dataset_id
+
+_FLAT_SUFFIX = "-flat.vmdk"
+
+#: Kinds of finding.
+INCOMPLETE_DISK = "incomplete disk"
+LONE_EXTENT = "extent without descriptor"
+FOREIGN_FILE = "foreign file"
+POWERED_OFF_HOLDER = "attached to a powered-off VM"
+
+
+class VolumeRow(PClass):
+    """
+    One volume of the cluster, with where it is and who holds it.
+
+    :ivar text blockdevice_id:
+    :ivar dataset_id: The dataset's ``UUID``.
+    :ivar int size: Bytes.
+    :ivar text profile:
+    :ivar text datastore:
+    :ivar text path: The disk, ``[datastore] folder/file.vmdk``.
+    :ivar vm_name: The holding VM's name, or ``None``.
+    :ivar vm_id: Its instance UUID (the Flocker node id), or ``None``.
+    :ivar power_state: Its power state, or ``None``.
+    """
+    blockdevice_id = field(type=text_type, mandatory=True)
+    dataset_id = field(mandatory=True)
+    size = field(type=int, mandatory=True)
+    profile = field(type=text_type, mandatory=True)
+    datastore = field(type=text_type, mandatory=True)
+    path = field(type=text_type, mandatory=True)
+    vm_name = field(type=(text_type, type(None)), initial=None)
+    vm_id = field(type=(text_type, type(None)), initial=None)
+    power_state = field(type=(text_type, type(None)), initial=None)
+
+
+class Finding(PClass):
+    """
+    Something in the cluster's storage that needs an operator's eye.
+
+    :ivar text kind: One of the kinds above.
+    :ivar text path: The file, or the volume's disk.
+    :ivar text detail: What is wrong, for a person.
+    :ivar repair: What ``repair`` would do, or ``None`` when nothing is safe.
+    :ivar blockdevice_id: The volume concerned, if any.
+    :ivar files: The files a repair deletes.
+    """
+    kind = field(type=text_type, mandatory=True)
+    path = field(type=text_type, mandatory=True)
+    detail = field(type=text_type, mandatory=True)
+    repair = field(type=(text_type, type(None)), initial=None)
+    blockdevice_id = field(type=(text_type, type(None)), initial=None)
+    files = field(type=tuple, initial=())
+
+
+def _parts(api):
+    """
+    The backend's vSphere operations and cluster layout.
+
+    The operator's tools look at the same storage as the backend, through
+    the very objects the agent's loader built, rather than a second session.
+    """
+    return api._operations, api._layout
+
+
+def volume_rows(api):
+    """
+    The cluster's volumes, each with its datastore, profile and holder:
+    one datastore search per datastore and one VM retrieval.
+
+    :param VsphereBlockDeviceAPI api:
+    :returns: a list of ``VolumeRow``, by dataset id.
+    """
+    operations, layout = _parts(api)
+    disks = operations.search_disks(layout)
+    vms = operations.virtual_machines() if disks else []
+    rows = []
+    for disk in disks:
+        holder = [vm for vm in vms
+                  if find_disk(vm.devices, text_type(disk.path)) is not None]
+        vm = holder[0] if holder else None
+        rows.append(VolumeRow(
+            blockdevice_id=blockdevice_id_for(disk.dataset_id),
+            dataset_id=disk.dataset_id, size=disk.size, profile=disk.profile,
+            datastore=disk.path.datastore, path=text_type(disk.path),
+            vm_name=vm.name if vm else None,
+            vm_id=vm.instance_uuid if vm else None,
+            power_state=vm.power_state if vm else None))
+    return sorted(rows, key=lambda row: text_type(row.dataset_id))
+
+
+def find_orphans(api):
+    """
+    Everything in the cluster's folders (every configured datastore) that
+    no volume accounts for, and the volumes attached to powered-off VMs.
+
+    :param VsphereBlockDeviceAPI api:
+    :returns: a list of ``Finding``.
+    """
+    operations, layout = _parts(api)
+    files = operations.cluster_files(layout)
+    vms = operations.virtual_machines()
+    held = set(name for vm in vms for name in disk_file_names(vm.devices))
+    present = set("{}/{}".format(folder.rstrip("/"), name)
+                  for _, folder, name, _ in files)
+    findings = []
+    for datastore, folder, name, capacity_kb in sorted(files):
+        path = "{}/{}".format(folder.rstrip("/"), name)
+        in_profile = layout.profile_of_folder(datastore, folder) is not None
+        dataset_id = dataset_id_of_file(name)
+        if dataset_id is not None and in_profile:
+            if capacity_kb:
+                continue  # a volume
+            findings.append(_half_created(
+                INCOMPLETE_DISK, path, path, held, present,
+                "a disk descriptor without a capacity: its creation stopped "
+                "half-way"))
+            continue
+        if name.endswith(_FLAT_SUFFIX) and in_profile and parse_dataset_id(
+                name[:-len(_FLAT_SUFFIX)]) is not None:
+            descriptor = path[:-len(_FLAT_SUFFIX)] + ".vmdk"
+            if descriptor in present:
+                continue  # the extent of a disk already looked at
+            findings.append(_half_created(
+                LONE_EXTENT, path, descriptor, held, present,
+                "a disk extent whose descriptor is missing"))
+            continue
+        findings.append(Finding(
+            kind=FOREIGN_FILE, path=path, detail=(
+                "a disk outside any profile's folder" if dataset_id is not None
+                else "not a file this driver names") + "; left alone"))
+    for row in volume_rows(api):
+        if row.vm_id is not None and row.power_state != "poweredOn":
+            findings.append(Finding(
+                kind=POWERED_OFF_HOLDER, path=row.path,
+                blockdevice_id=row.blockdevice_id,
+                detail="volume {} is attached to VM {} ({}), which is {}".format(
+                    row.blockdevice_id, row.vm_name, row.vm_id, row.power_state),
+                repair="detach it from {}".format(row.vm_name)))
+    return findings
+
+
+def _half_created(kind, path, descriptor, held, present, detail):
+    """A finding about a half-created disk; safe to delete unless a VM holds it."""
+    if descriptor in held:
+        return Finding(kind=kind, path=path, detail=detail + "; a VM holds it, "
+                       "so it is left alone")
+    files = tuple(name for name in (
+        descriptor, descriptor[:-len(".vmdk")] + _FLAT_SUFFIX) if name in present)
+    return Finding(kind=kind, path=path, detail=detail, files=files,
+                   repair="delete {}".format(" and ".join(files)))
+
+
+def repair(api, findings):
+    """
+    Carry out the safe repair of each finding that has one.
+
+    :returns: a list of ``(Finding, text saying what was done)``.
+    """
+    operations, _ = _parts(api)
+    done = []
+    for finding in findings:
+        if finding.repair is None:
+            continue
+        if finding.kind == POWERED_OFF_HOLDER:
+            api.detach_volume(finding.blockdevice_id)
+            done.append((finding, "detached volume {}".format(
+                finding.blockdevice_id)))
+        else:
+            deleted = [name for name in finding.files
+                       if operations.delete_file(name)]
+            done.append((finding, "deleted {}".format(
+                " and ".join(deleted) or "nothing (already gone)")))
+    return done
