@@ -409,7 +409,7 @@ def test_disk_held_by_another_running_vm_is_locked(
     operations = VsphereOperations(VCenter(config), config)
     vm = [vm for vm in operations.virtual_machines()
           if vm.instance_uuid == second.instance_uuid][0]
-    path = [d for d in operations.search_disks(api._layout)][0].path
+    path = [d for d in operations.search_disks(api.layout)][0].path
     # The racing node had checked the volume was free before the other won.
     with pytest.raises(DiskLocked):
         operations.attach_disk(vm, path, GiB // 1024, "paravirtual")

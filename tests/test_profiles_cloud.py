@@ -53,7 +53,7 @@ def api(make_api, profiles):
 
 
 def local_disk(simulator, api, volume):
-    disk = api._disk(volume.blockdevice_id)
+    disk = api.disk_of(volume.blockdevice_id)
     relative = disk.path.path
     return os.path.join(simulator.datastores[disk.path.datastore], relative)
 
@@ -174,7 +174,7 @@ def test_storage_policy_is_applied_when_attaching(api, simulator, monkeypatch):
                     if isinstance(change.device, vim.vm.device.VirtualDisk)]
     assert [len(change.profile) for change in disk_changes] == [1]
     policy_id = disk_changes[0].profile[0].profileId
-    assert api._operations.inventory().policies[POLICY] == policy_id
+    assert api.operations.inventory().policies[POLICY] == policy_id
 
 
 def power(simulator, vm, on):

@@ -183,7 +183,7 @@ def test_attach_finished_unseen_is_reported_truthfully(
     """The agent died after starting the reconfiguration: it went through."""
     node = simulator.vms[0]
     volume = api.create_volume(uuid.uuid4(), GiB)
-    path = str(api._disk(volume.blockdevice_id).path)
+    path = str(api.disk_of(volume.blockdevice_id).path)
     vm = find_vm(vcenter, node.name)
     controller = [d for d in vm.config.hardware.device
                   if isinstance(d, vim.vm.device.VirtualSCSIController)][0]
@@ -243,10 +243,10 @@ def test_disk_on_two_vms_is_undone_by_whoever_sees_it(
     machine = find_vm(vcenter, second.name)
     assert machine.PowerOffVM_Task().info.state == "success"
     try:
-        operations = api._operations
+        operations = api.operations
         vm = [v for v in operations.virtual_machines()
               if v.instance_uuid == second.instance_uuid][0]
-        disk = api._disk(volume.blockdevice_id)
+        disk = api.disk_of(volume.blockdevice_id)
         operations.attach_disk(vm, disk.path, GiB // 1024, "paravirtual")
         assert sorted(v.instance_uuid for v in operations.virtual_machines()
                       if any(getattr(d.backing, "fileName", None) == str(disk.path)
@@ -268,7 +268,7 @@ def test_dataset_created_twice_at_once_keeps_at_most_one_disk(
     volume = api.create_volume(dataset_id, GiB)
     # The other node's disk for the same dataset, made at the same moment
     # under another profile.
-    other = str(api._disk(volume.blockdevice_id).path).replace(
+    other = str(api.disk_of(volume.blockdevice_id).path).replace(
         "/bronze/", "/gold/")
     manager = vcenter.virtualDiskManager
     vcenter_dc = vcenter.rootFolder.childEntity[0]
@@ -280,7 +280,7 @@ def test_dataset_created_twice_at_once_keeps_at_most_one_disk(
         spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
             capacityKb=GiB // 1024, adapterType="lsiLogic", diskType="thin"))
     assert task.info.state == "success"
-    mine = api._disk(volume.blockdevice_id)
+    mine = api.disk_of(volume.blockdevice_id)
     with pytest.raises(DatasetAlreadyHasVolume):
         api._keep_only_one_disk(dataset_id, mine.path)
     listed = api.list_volumes()
@@ -296,7 +296,7 @@ def test_no_secret_reaches_any_log(make_api, simulator, vcenter, logger,
     node = simulator.vms[0]
     volume = api.create_volume(uuid.uuid4(), GiB)
     api.attach_volume(volume.blockdevice_id, node.instance_uuid)
-    cookie = api._operations.vcenter._stub.cookie
+    cookie = api.operations.vcenter._stub.cookie
     sessions = [s.key for s in vcenter.sessionManager.sessionList
                 if s.key != vcenter.sessionManager.currentSession.key]
     vcenter.sessionManager.TerminateSession(sessionId=sessions)

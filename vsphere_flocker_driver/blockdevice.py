@@ -82,10 +82,32 @@ class VsphereBlockDeviceAPI(object):
         self._instance_id = None
         self._instance_lock = threading.Lock()
 
+    # -- for operators' tools ----------------------------------------------------
+
+    @property
+    def config(self):
+        """The validated ``VsphereConfiguration``."""
+        return self._config
+
+    @property
+    def operations(self):
+        """The ``IVsphereOperations`` this backend uses."""
+        return self._operations
+
+    @property
+    def layout(self):
+        """This cluster's ``ClusterLayout`` on the datastores."""
+        return self._layout
+
     # -- finding things --------------------------------------------------------
 
-    def _disk(self, blockdevice_id):
-        """The volume's disk, or ``UnknownVolume``."""
+    def disk_of(self, blockdevice_id):
+        """
+        The volume's disk as the datastore reports it (path, profile, size).
+
+        :raises UnknownVolume:
+        :returns DiskFile:
+        """
         dataset_id = parse_dataset_id(blockdevice_id)
         if dataset_id is not None:
             for disk in self._operations.search_disks(self._layout, dataset_id):
@@ -226,7 +248,7 @@ class VsphereBlockDeviceAPI(object):
         :raises UnknownVolume:
         :returns text:
         """
-        return self._disk(blockdevice_id).profile
+        return self.disk_of(blockdevice_id).profile
 
     def destroy_volume(self, blockdevice_id):
         """
@@ -236,7 +258,7 @@ class VsphereBlockDeviceAPI(object):
         :raises AttachedVolumeNotDestroyed: it is attached.
         """
         with DESTROY_VOLUME(blockdevice_id=blockdevice_id):
-            disk = self._disk(blockdevice_id)
+            disk = self.disk_of(blockdevice_id)
             holder, _ = self._holder(disk, self._operations.virtual_machines())
             if holder is not None:
                 raise AttachedVolumeNotDestroyed(
@@ -261,7 +283,7 @@ class VsphereBlockDeviceAPI(object):
         :raises NoFreeDiskSlot: the VM has no room for another disk.
         """
         with ATTACH_VOLUME(blockdevice_id=blockdevice_id, attach_to=attach_to):
-            disk = self._disk(blockdevice_id)
+            disk = self.disk_of(blockdevice_id)
             vms = self._operations.virtual_machines()
             holder, _ = self._holder(disk, vms)
             if holder is not None:
@@ -310,7 +332,7 @@ class VsphereBlockDeviceAPI(object):
         :raises UnattachedVolume:
         """
         with DETACH_VOLUME(blockdevice_id=blockdevice_id):
-            disk = self._disk(blockdevice_id)
+            disk = self.disk_of(blockdevice_id)
             holder, device = self._holder(
                 disk, self._operations.virtual_machines())
             if holder is None:
@@ -360,7 +382,7 @@ class VsphereBlockDeviceAPI(object):
         :raises DeviceNotFound: attached, but the guest shows no such disk.
         """
         with GET_DEVICE_PATH(blockdevice_id=blockdevice_id) as action:
-            disk = self._disk(blockdevice_id)
+            disk = self.disk_of(blockdevice_id)
             holder, device = self._holder(
                 disk, self._operations.virtual_machines())
             if holder is None or holder.instance_uuid != self.compute_instance_id():

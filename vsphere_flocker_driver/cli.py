@@ -318,7 +318,7 @@ def command_list(options, out):
     api = _api(options)
     rows = volume_rows(api)
     if not rows and not out.json:
-        out.note("No volumes in cluster {}.".format(api._config.cluster_id))
+        out.note("No volumes in cluster {}.".format(api.config.cluster_id))
         return 0
     _show_volumes(out, rows)
     return 0
@@ -335,7 +335,7 @@ def command_create(options, out):
             raise UsageError("--dataset-id '{}' is not a UUID".format(
                 options.dataset_id))
     api = _api(options)
-    profile = options.profile or api._config.default_profile
+    profile = options.profile or api.config.default_profile
     with out.progress("Creating a {} volume (profile {})".format(
             human_size(size), profile)):
         try:
@@ -431,7 +431,7 @@ def command_orphans(options, out):
         return 0
     if not findings:
         out.say("Nothing left over in cluster {}'s folders, and no volume on "
-                "a powered-off VM.".format(api._config.cluster_id))
+                "a powered-off VM.".format(api.config.cluster_id))
         return 0
     out.table(["KIND", "PATH", "DETAIL"],
               [[f.kind, f.path, f.detail] for f in findings])

@@ -80,7 +80,7 @@ def _parts(api):
     The operator's tools look at the same storage as the backend, through
     the very objects the agent's loader built, rather than a second session.
     """
-    return api._operations, api._layout
+    return api.operations, api.layout
 
 
 def volume_rows(api):

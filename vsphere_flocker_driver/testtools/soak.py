@@ -155,7 +155,7 @@ def _final_check(api, nodes, report):
             report.problems.append("{} attached to unknown node {}".format(
                 volume.blockdevice_id, volume.attached_to))
     held = Counter()
-    for vm in api._operations.virtual_machines():
+    for vm in api.operations.virtual_machines():
         for device in vm.devices:
             name = getattr(getattr(device, "backing", None), "fileName", None)
             if name:
