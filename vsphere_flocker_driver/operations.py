@@ -391,17 +391,9 @@ class VsphereOperations(object):
         file by file; files already gone are no error.  Only for disks that
         are not complete: a complete disk is deleted with ``delete_disk``.
         """
-        content = self.vcenter.content()
         base = text_type(path)[:-len(".vmdk")]
         for name in (base + ".vmdk", base + "-flat.vmdk"):
-            try:
-                self.vcenter.run_task(
-                    content.fileManager.DeleteDatastoreFile_Task,
-                    "delete {}".format(name), name=name,
-                    datacenter=self.inventory().datacenter)
-            except TaskFailed as error:
-                if not isinstance(error.fault, vim.fault.FileNotFound):
-                    raise
+            self.delete_file(name)
 
     def power_on(self, vm):
         """
