@@ -24,9 +24,36 @@ string_types = six.string_types
 integer_types = six.integer_types
 
 if PY2:  # pragma: no cover - exercised by the Python 2.7 test run
-    # Python 2.7 has no monotonic clock in the standard library; time.time is
-    # the best available and is only used to bound waits.
-    monotonic = getattr(time, "monotonic", time.time)
+    def _linux_monotonic():
+        """
+        Linux's CLOCK_MONOTONIC through libc: Python 2.7 has no monotonic
+        clock, and the wall clock jumps when NTP steps it, which would cut
+        short or stretch every bounded wait.
+        """
+        import ctypes
+        import ctypes.util
+
+        class timespec(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6",
+                           use_errno=True)
+        clock_gettime = libc.clock_gettime
+        clock_gettime.argtypes = [ctypes.c_int, ctypes.POINTER(timespec)]
+        clock_monotonic = 1  # from <time.h> on Linux
+
+        def monotonic():
+            now = timespec()
+            if clock_gettime(clock_monotonic, ctypes.byref(now)) != 0:
+                raise OSError(ctypes.get_errno(), "clock_gettime failed")
+            return now.tv_sec + now.tv_nsec * 1e-9
+        monotonic()
+        return monotonic
+
+    try:
+        monotonic = _linux_monotonic()
+    except (OSError, AttributeError):
+        monotonic = time.time
 else:
     monotonic = time.monotonic
 

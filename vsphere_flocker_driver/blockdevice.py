@@ -115,9 +115,9 @@ class VsphereBlockDeviceAPI(object):
                     return disk
         raise UnknownVolume(_as_text(blockdevice_id))
 
-    def _holder(self, disk, vms):
-        """The VM holding ``disk`` and the device there, or ``(None, None)``."""
-        file_name = text_type(disk.path)
+    def _holder(self, path, vms):
+        """The VM holding the disk ``path`` and its device, or ``(None, None)``."""
+        file_name = text_type(path)
         for vm in vms:
             device = find_disk(vm.devices, file_name)
             if device is not None:
@@ -206,8 +206,6 @@ class VsphereBlockDeviceAPI(object):
                 raise DatasetAlreadyHasVolume(dataset_id)
             path = self._layout.disk_path(profile.datastore, profile.name,
                                           dataset_id)
-            self._operations.ensure_folder(
-                self._layout.profile_folder(profile.datastore, profile.name))
             try:
                 self._operations.create_disk(
                     path, dataset_id, size // 1024, profile.disk_type)
@@ -215,6 +213,9 @@ class VsphereBlockDeviceAPI(object):
                 # The file is there, yet no complete disk was found above: an
                 # earlier creation stopped half-way.  Clear it and create.
                 if self._operations.search_disks(self._layout, dataset_id):
+                    raise
+                if self._holder(path, self._operations.virtual_machines())[0]:
+                    # Whatever it is, a VM uses it: never deleted.
                     raise
                 self._operations.remove_disk_files(path)
                 log_message(INCOMPLETE_DISK_REMOVED, disk_path=text_type(path))
@@ -259,16 +260,17 @@ class VsphereBlockDeviceAPI(object):
         """
         with DESTROY_VOLUME(blockdevice_id=blockdevice_id):
             disk = self.disk_of(blockdevice_id)
-            holder, _ = self._holder(disk, self._operations.virtual_machines())
+            holder, _ = self._holder(disk.path, self._operations.virtual_machines())
             if holder is not None:
                 raise AttachedVolumeNotDestroyed(
-                    blockdevice_id, holder.instance_uuid)
+                    _as_text(blockdevice_id), holder.instance_uuid)
             try:
                 deleted = self._operations.delete_disk(disk.path)
             except DiskLocked:
-                raise AttachedVolumeNotDestroyed(blockdevice_id, "another VM")
+                raise AttachedVolumeNotDestroyed(_as_text(blockdevice_id),
+                                                 "another VM")
             if not deleted:
-                raise UnknownVolume(blockdevice_id)
+                raise UnknownVolume(_as_text(blockdevice_id))
 
     def attach_volume(self, blockdevice_id, attach_to):
         """
@@ -285,9 +287,9 @@ class VsphereBlockDeviceAPI(object):
         with ATTACH_VOLUME(blockdevice_id=blockdevice_id, attach_to=attach_to):
             disk = self.disk_of(blockdevice_id)
             vms = self._operations.virtual_machines()
-            holder, _ = self._holder(disk, vms)
+            holder, _ = self._holder(disk.path, vms)
             if holder is not None:
-                raise AlreadyAttachedVolume(blockdevice_id)
+                raise AlreadyAttachedVolume(_as_text(blockdevice_id))
             target = [vm for vm in vms
                       if vm.instance_uuid == text_type(attach_to).lower()]
             if not target:
@@ -299,9 +301,9 @@ class VsphereBlockDeviceAPI(object):
                     self._config.scsi_controller_type,
                     profile.storage_policy if profile is not None else None)
             except DiskLocked:
-                raise AlreadyAttachedVolume(blockdevice_id)
+                raise AlreadyAttachedVolume(_as_text(blockdevice_id))
             except DiskGone:
-                raise UnknownVolume(blockdevice_id)
+                raise UnknownVolume(_as_text(blockdevice_id))
             self._keep_only_one_holder(blockdevice_id, disk, target[0])
             return self._volume(disk, attached_to=attach_to)
 
@@ -318,11 +320,10 @@ class VsphereBlockDeviceAPI(object):
         if len(holders) > 1:
             mine = [holder for holder in holders if holder.ref == vm.ref]
             for holder in mine:
-                self._operations.detach_disk(
-                    holder, find_disk(holder.devices, file_name), disk.path)
+                self._operations.detach_disk(holder, disk.path)
             log_message(RACE_LOST, blockdevice_id=blockdevice_id,
                         reason="another node attached the volume")
-            raise AlreadyAttachedVolume(blockdevice_id)
+            raise AlreadyAttachedVolume(_as_text(blockdevice_id))
 
     def detach_volume(self, blockdevice_id):
         """
@@ -334,14 +335,17 @@ class VsphereBlockDeviceAPI(object):
         with DETACH_VOLUME(blockdevice_id=blockdevice_id):
             disk = self.disk_of(blockdevice_id)
             holder, device = self._holder(
-                disk, self._operations.virtual_machines())
+                disk.path, self._operations.virtual_machines())
             if holder is None:
-                raise UnattachedVolume(blockdevice_id)
+                raise UnattachedVolume(_as_text(blockdevice_id))
             if self._is_this_node(holder) and getattr(device.backing, "uuid", None):
                 # The guest flushes and lets go of the device first, so the
                 # kernel does not keep a dead disk.
                 self._guest.release_disk(normalise_disk_uuid(device.backing.uuid))
-            self._operations.detach_disk(holder, device, disk.path)
+            try:
+                self._operations.detach_disk(holder, disk.path)
+            except DiskGone:
+                raise UnattachedVolume(_as_text(blockdevice_id))
 
     def _is_this_node(self, vm):
         """
@@ -350,7 +354,7 @@ class VsphereBlockDeviceAPI(object):
         """
         try:
             return vm.instance_uuid == self.compute_instance_id()
-        except UnknownInstanceID:
+        except (UnknownInstanceID, DiskUUIDNotEnabled):
             return False
 
     def list_volumes(self):
@@ -384,19 +388,20 @@ class VsphereBlockDeviceAPI(object):
         with GET_DEVICE_PATH(blockdevice_id=blockdevice_id) as action:
             disk = self.disk_of(blockdevice_id)
             holder, device = self._holder(
-                disk, self._operations.virtual_machines())
+                disk.path, self._operations.virtual_machines())
             if holder is None or holder.instance_uuid != self.compute_instance_id():
-                raise UnattachedVolume(blockdevice_id)
+                raise UnattachedVolume(_as_text(blockdevice_id))
             uuid = getattr(device.backing, "uuid", None)
             if not uuid:
-                raise DeviceNotFound(blockdevice_id, None,
+                raise DeviceNotFound(_as_text(blockdevice_id), None,
                                      "vCenter reports no UUID for the disk")
             disk_uuid = normalise_disk_uuid(uuid)
             try:
                 path = self._guest.device_for_disk(
                     disk_uuid, self._config.device_timeout)
             except GuestDeviceError as error:
-                raise DeviceNotFound(blockdevice_id, disk_uuid, error.reason)
+                raise DeviceNotFound(_as_text(blockdevice_id), disk_uuid,
+                                     error.reason)
             action.add_success_fields(device_path=path.path)
             return path
 

@@ -467,7 +467,8 @@ def run_checks(context, checks=CHECKS):
             yield _result(name, SKIP, "not checked: {} did not pass".format(
                 skipped.args[0]))
             continue
-        except (ConfigurationError, VCenterError, vmodl.MethodFault) as error:
+        except (ConfigurationError, VCenterError, vmodl.MethodFault,
+                socket.error, ssl.SSLError, ssl.CertificateError) as error:
             # vCenter answered in a way the check did not foresee: say so on
             # the check's own line and go on with the others.
             yield _result(name, FAIL, getattr(error, "msg", None) or error,

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from pyrsistent import PClass, field
 from pyVmomi import vim
+from six import python_2_unicode_compatible
 
 from ._compat import string_types, text_type
 
@@ -25,6 +26,7 @@ _CANONICAL_UUID = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+@python_2_unicode_compatible
 class DatastorePath(PClass):
     """
     A file on a datastore, as vSphere names it: ``[datastore] folder/file``.
@@ -34,6 +36,11 @@ class DatastorePath(PClass):
 
     def __str__(self):
         return "[{}] {}".format(self.datastore, self.path)
+
+    def parent(self):
+        """The folder holding this file."""
+        return DatastorePath(datastore=self.datastore,
+                             path=self.path.rstrip("/").rsplit("/", 1)[0])
 
     def child(self, name):
         """The path of ``name`` inside this folder."""

@@ -19,7 +19,7 @@ from ._compat import monotonic, text_type
 from ._logging import (
     FOLDER_CREATED, RECONFIGURE_RETRY, RECONFIGURE_VM, log_message,
 )
-from .devices import attach_disk_spec, detach_disk_spec
+from .devices import attach_disk_spec, detach_disk_spec, find_disk
 from .errors import (
     ConfigurationError, DatasetAlreadyHasVolume, DiskGone, DiskLocked,
     NoFreeDiskSlot, TaskFailed, VirtualMachineBusy,
@@ -61,8 +61,8 @@ class IVsphereOperations(Interface):
     def attach_disk(vm, path, capacity_kb, controller_type, storage_policy):
         """Attach the existing disk ``path`` to ``vm`` (a record)."""
 
-    def detach_disk(vm, disk, path):
-        """Detach the device ``disk`` from ``vm``, keeping its file."""
+    def detach_disk(vm, path):
+        """Detach the disk ``path`` from ``vm``, keeping its file."""
 
     def disk_uuid_enabled(vm):
         """Whether ``vm`` shows its disks' UUIDs to the guest."""
@@ -170,6 +170,10 @@ class VsphereOperations(object):
                     "no datastore named {!r} in datacenter {!r} (found: "
                     "{})").format(name, config.datacenter_name,
                                   ", ".join(sorted(found)) or "none"))
+            problem = unsupported_datastore(found[name][1].get("summary.type"))
+            if problem is not None:
+                raise ConfigurationError(_datastore_key(config, name),
+                                         "names {!r}, {}".format(name, problem))
             browsers[name] = found[name][1]["browser"]
         policies = {}
         wanted = sorted(set(profile.storage_policy
@@ -234,10 +238,23 @@ class VsphereOperations(object):
     def create_disk(self, path, dataset_id, capacity_kb, disk_type):
         """
         Create the disk ``path`` of ``capacity_kb`` KiB, provisioned as
-        ``disk_type`` (a vSphere ``diskType``).
+        ``disk_type`` (a vSphere ``diskType``), in a folder made if missing
+        (also when someone removed it since this process made it).
 
         :raises DatasetAlreadyHasVolume: the file exists.
         """
+        folder = path.parent()
+        self.ensure_folder(folder)
+        try:
+            self._create_disk(path, dataset_id, capacity_kb, disk_type)
+        except TaskFailed as error:
+            if not isinstance(error.fault, vim.fault.FileNotFound):
+                raise
+            self._folders_made.discard(text_type(folder))
+            self.ensure_folder(folder)
+            self._create_disk(path, dataset_id, capacity_kb, disk_type)
+
+    def _create_disk(self, path, dataset_id, capacity_kb, disk_type):
         content = self.vcenter.content()
         spec = vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
             capacityKb=capacity_kb, adapterType="lsiLogic", diskType=disk_type)
@@ -341,9 +358,10 @@ class VsphereOperations(object):
                      else self.inventory().policies[storage_policy])
 
         def attach():
-            devices = self._vm_properties(
-                vm.ref, ["config.hardware.device"]).get(
-                    "config.hardware.device") or ()
+            devices = self._devices(vm)
+            if find_disk(devices, text_type(path)) is not None:
+                # Another thread or node attached it here meanwhile.
+                raise DiskLocked(text_type(path))
             spec = attach_disk_spec(devices, text_type(path), capacity_kb,
                                     controller_type, policy_id)
             if spec is None:
@@ -352,11 +370,29 @@ class VsphereOperations(object):
         with self._vm_lock(vm.ref):
             self._retry_busy(vm, attach)
 
-    def detach_disk(self, vm, disk, path):
-        """Detach the device ``disk`` from ``vm``; the file stays."""
+    def detach_disk(self, vm, path):
+        """
+        Detach the disk ``path`` from ``vm``; the file stays.
+
+        The device is looked up under the VM's lock, in the VM's devices as
+        they are now: a device removed is identified by its key, and keys
+        are reused when slots are.
+
+        :raises DiskGone: the VM no longer holds the disk.
+        """
+        def detach():
+            disk = find_disk(self._devices(vm), text_type(path))
+            if disk is None:
+                raise DiskGone(text_type(path))
+            self._reconfigure(vm, detach_disk_spec(disk),
+                              "detach {}".format(path), path)
         with self._vm_lock(vm.ref):
-            self._retry_busy(vm, lambda: self._reconfigure(
-                vm, detach_disk_spec(disk), "detach {}".format(path), path))
+            self._retry_busy(vm, detach)
+
+    def _devices(self, vm):
+        """The VM's devices as they are now (one request)."""
+        return self._vm_properties(vm.ref, ["config.hardware.device"]).get(
+            "config.hardware.device") or ()
 
     def _retry_busy(self, vm, reconfigure):
         """
@@ -499,7 +535,8 @@ class VsphereOperations(object):
         spec = vim.host.DatastoreBrowser.SearchSpec(
             # A plain file query first: it matches every file, so that a
             # lone "-flat.vmdk" extent is seen too; the disk query asks for
-            # the capacity of disk descriptors.
+            # the capacity of disk descriptors.  Whether a disk is complete
+            # is not decided from this search (see ``search_disks``).
             query=[vim.host.DatastoreBrowser.Query(),
                    vim.host.DatastoreBrowser.VmDiskQuery(
                        details=vim.host.DatastoreBrowser.VmDiskQuery.Details(
@@ -545,6 +582,23 @@ class VsphereOperations(object):
                 return False
             raise
         return True
+
+
+def unsupported_datastore(kind):
+    """
+    Why a datastore of type ``kind`` (``summary.type``) cannot hold volumes,
+    or ``None``.
+
+    On vSAN and Virtual Volumes datastores an attached disk's file name is
+    reported through the folder's namespace UUID, not the folder's name, so
+    the driver could not tell which VM holds a volume, and might attach it
+    twice.
+    """
+    if (kind or "").lower() in ("vsan", "vvol"):
+        return ("a {} datastore, which this driver does not support: attached "
+                "disks there are named by namespace UUID, so attachments could "
+                "not be told; use a VMFS or NFS datastore").format(kind)
+    return None
 
 
 def _datastore_key(config, name):

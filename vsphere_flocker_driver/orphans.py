@@ -71,6 +71,7 @@ class Finding(PClass):
     repair = field(type=(text_type, type(None)), initial=None)
     blockdevice_id = field(type=(text_type, type(None)), initial=None)
     files = field(type=tuple, initial=())
+    vm_id = field(type=(text_type, type(None)), initial=None)
 
 
 def _parts(api):
@@ -119,17 +120,20 @@ def find_orphans(api):
     """
     operations, layout = _parts(api)
     files = operations.cluster_files(layout)
+    # A disk is complete when the backend itself lists it: the same disk
+    # search, not this broader file search, decides.
+    volumes = set(text_type(disk.path) for disk in operations.search_disks(layout))
     vms = operations.virtual_machines()
     held = set(name for vm in vms for name in disk_file_names(vm.devices))
     present = set("{}/{}".format(folder.rstrip("/"), name)
                   for _, folder, name, _ in files)
     findings = []
-    for datastore, folder, name, capacity_kb in sorted(files):
+    for datastore, folder, name, _ in sorted(files):
         path = "{}/{}".format(folder.rstrip("/"), name)
         in_profile = layout.profile_of_folder(datastore, folder) is not None
         dataset_id = dataset_id_of_file(name)
         if dataset_id is not None and in_profile:
-            if capacity_kb:
+            if path in volumes:
                 continue  # a volume
             findings.append(_half_created(
                 INCOMPLETE_DISK, path, path, held, present,
@@ -151,12 +155,15 @@ def find_orphans(api):
                 else "not a file this driver names") + "; left alone"))
     for row in volume_rows(api):
         if row.vm_id is not None and row.power_state != "poweredOn":
+            # A suspended VM comes back with its disks: only a powered-off
+            # one may safely lose them.
             findings.append(Finding(
                 kind=POWERED_OFF_HOLDER, path=row.path,
-                blockdevice_id=row.blockdevice_id,
+                blockdevice_id=row.blockdevice_id, vm_id=row.vm_id,
                 detail="volume {} is attached to VM {} ({}), which is {}".format(
                     row.blockdevice_id, row.vm_name, row.vm_id, row.power_state),
-                repair="detach it from {}".format(row.vm_name)))
+                repair=("detach it from {}".format(row.vm_name)
+                        if row.power_state == "poweredOff" else None)))
     return findings
 
 
@@ -182,10 +189,23 @@ def repair(api, findings):
     for finding in findings:
         if finding.repair is None:
             continue
+        # The state is read again right before each repair: Flocker's own
+        # agents may have moved the volume, or a VM taken the disk, since
+        # the findings were made.
+        vms = operations.virtual_machines()
+        holders = [vm for vm in vms if find_disk(vm.devices, finding.path)]
         if finding.kind == POWERED_OFF_HOLDER:
-            api.detach_volume(finding.blockdevice_id)
+            holder = holders[0] if len(holders) == 1 else None
+            if (holder is None or holder.instance_uuid != finding.vm_id
+                    or holder.power_state != "poweredOff"):
+                done.append((finding, "left alone: the volume moved or its "
+                             "VM was powered on since"))
+                continue
+            operations.detach_disk(holder, finding.path)
             done.append((finding, "detached volume {}".format(
                 finding.blockdevice_id)))
+        elif holders:
+            done.append((finding, "left alone: a VM holds it now"))
         else:
             deleted = [name for name in finding.files
                        if operations.delete_file(name)]

@@ -31,7 +31,7 @@ API_VERSION = "vim.version.version10"
 
 #: The storage policy (SPBM) endpoint and version of vSphere 6.0.
 PBM_PATH = "/pbm"
-PBM_VERSION = "pbm.version.version11"
+PBM_VERSION = "pbm.version.version2"
 
 #: Errors of the network or TLS below SOAP: vCenter is not reachable.
 _NETWORK_ERRORS = (socket.error, ssl.SSLError, ssl.CertificateError,
@@ -322,13 +322,27 @@ class VCenter(object):
     def _wait_for_task_update(self, task, description):
         timeout = self.config.operation_timeout
         deadline = monotonic() + timeout
+        info = {}
+        while True:
+            try:
+                return self._wait_with_collector(task, description, deadline,
+                                                 info)
+            except vmodl.fault.ManagedObjectNotFound:
+                # The session was opened again meanwhile, and the collector
+                # died with the old one: wait on with a new one.
+                if monotonic() >= deadline:
+                    raise TaskTimeout(task._moId, description,
+                                      info.get("info.state"), timeout)
+
+    def _wait_with_collector(self, task, description, deadline, info):
+        """One private collector's wait for ``task``; fills ``info``."""
+        timeout = self.config.operation_timeout
         collector = self.call(
             self.content().propertyCollector.CreatePropertyCollector)
         try:
             self.call(collector.CreateFilter, self._task_spec(task),
                       partialUpdates=False)
             version = ""
-            info = {}
             while True:
                 remaining = deadline - monotonic()
                 if remaining <= 0:
@@ -423,7 +437,7 @@ class VCenter(object):
             propSet=[vmodl.query.PropertyCollector.PropertySpec(
                 type=vim.Datastore,
                 pathSet=["name", "browser", "summary.url",
-                         "summary.accessible"])])
+                         "summary.accessible", "summary.type"])])
         return dict((properties["name"], (datastore, properties))
                     for datastore, properties in self.retrieve([spec]))
 
