@@ -33,6 +33,9 @@ setup(
         "bitmath >= 1.3.1.2",
         "pyrsistent >= 0.11.13",
         "twisted >= 16.6.0",
+        # Flocker's profile names are constants of this (Twisted's own
+        # dependency).
+        "constantly >= 15.1.0",
         "PyYAML >= 3.12",
         "six >= 1.10.0",
     ],

@@ -485,3 +485,64 @@ def test_concurrent_attaches_to_one_vm_take_different_slots(
              if isinstance(d, vim.vm.device.VirtualDisk)]
     assert len(set((d.controllerKey, d.unitNumber) for d in disks)) == len(disks)
     assert set(v.attached_to for v in api.list_volumes()) == {node.instance_uuid}
+
+
+@pytest.mark.parametrize("claims", [
+    lambda uuid: "naa." + uuid + "0",            # longer: a superstring
+    lambda uuid: "naa." + uuid[:-1],             # shorter: a prefix
+    lambda uuid: "eui." + uuid,                  # another identifier type
+    lambda uuid: "\x00\xff junk " + uuid,        # junk around it
+    lambda uuid: "naa." + uuid.upper()[:-1] + "X",
+])
+def test_only_an_exact_scsi_identifier_counts(
+        make_api, node, tmpdir, vcenter, cluster_id, claims):
+    creator = make_api(cluster_id=cluster_id)
+    volume = creator.create_volume(uuid.uuid4(), GiB)
+    creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    disk = [d for d in vm_devices(vcenter, node.name)
+            if isinstance(d, vim.vm.device.VirtualDisk)
+            and volume.blockdevice_id in d.backing.fileName][0]
+    disk_uuid = disk.backing.uuid.replace("-", "").lower()
+    root = guest_root(tmpdir, node.bios_uuid)
+    block = os.path.join(root, "sys", "block", "sdb", "device")
+    os.makedirs(block)
+    with open(os.path.join(block, "wwid"), "wb") as f:
+        f.write((claims(disk_uuid) + "\n").encode("latin-1"))
+    os.mknod(os.path.join(root, "dev", "sdb") if os.path.isdir(
+        os.path.join(root, "dev")) else _mkdev(root, "sdb"),
+        stat.S_IFBLK | 0o600, os.makedev(7, 0))
+    api = make_api(cluster_id=cluster_id, guest_root=root, device_timeout=0.3)
+    with pytest.raises(DeviceNotFound):
+        api.get_device_path(volume.blockdevice_id)
+
+
+def _mkdev(root, name):
+    os.makedirs(os.path.join(root, "dev"))
+    return os.path.join(root, "dev", name)
+
+
+def test_disk_uuid_from_the_disk_when_the_device_has_none(
+        make_api, node, tmpdir, vcenter, cluster_id, monkeypatch):
+    """Where vCenter leaves backing.uuid unset, the disk's own UUID is used."""
+    creator = make_api(cluster_id=cluster_id)
+    volume = creator.create_volume(uuid.uuid4(), GiB)
+    creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    disk = [d for d in vm_devices(vcenter, node.name)
+            if isinstance(d, vim.vm.device.VirtualDisk)
+            and volume.blockdevice_id in d.backing.fileName][0]
+    disk_uuid = disk.backing.uuid.replace("-", "").lower()
+    root = guest_root(tmpdir, node.bios_uuid, disks=[("sdc", disk_uuid)])
+    api = make_api(cluster_id=cluster_id, guest_root=root)
+    real = type(api.operations).virtual_machines
+
+    def without_backing_uuids(operations):
+        vms = real(operations)
+        for vm in vms:
+            for device in vm.devices:
+                if isinstance(device, vim.vm.device.VirtualDisk):
+                    device.backing.uuid = None
+        return vms
+    monkeypatch.setattr(type(api.operations), "virtual_machines",
+                        without_backing_uuids)
+    path = api.get_device_path(volume.blockdevice_id)
+    assert path.basename() == "sdc"

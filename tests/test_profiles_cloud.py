@@ -226,3 +226,19 @@ def test_volume_of_a_powered_off_node_can_be_detached_by_another(
         other.detach_volume(volume.blockdevice_id)
     finally:
         power(simulator, dead, on=True)
+
+
+def test_storage_policy_is_given_when_creating(api, monkeypatch):
+    specs = []
+    original = vim.VirtualDiskManager.CreateVirtualDisk_Task
+
+    def recording(manager, name, datacenter, spec):
+        specs.append(spec)
+        return original(manager, name=name, datacenter=datacenter, spec=spec)
+    monkeypatch.setattr(vim.VirtualDiskManager, "CreateVirtualDisk_Task",
+                        recording, raising=False)
+    api.create_volume_with_profile(uuid.uuid4(), GiB, "gold")
+    api.create_volume_with_profile(uuid.uuid4(), GiB, "silver")
+    policy_id = api.operations.inventory().policies[POLICY]
+    assert [[p.profileId for p in spec.profile] for spec in specs] == [
+        [policy_id], []]

@@ -231,62 +231,91 @@ def test_two_processes_attaching_one_volume_one_wins(
 
 
 def test_disk_on_two_vms_is_undone_by_whoever_sees_it(
-        make_api, simulator, vcenter, cluster_id, logger):
+        make_api, simulator, vcenter, cluster_id, logger, monkeypatch):
     """
-    vSphere lets a powered-off VM take a disk another VM holds: the attacher
-    that finds the disk on two VMs detaches its own.
+    vSphere lets a powered-off VM take a disk another VM holds.  Node B's
+    attach of a volume to a powered-off VM lands at the very moment node A's
+    attach completes: A, finding the disk on two VMs, detaches its own.
     """
-    api = make_api(cluster_id=cluster_id)
+    node_a = make_api(cluster_id=cluster_id)
+    node_b = make_api(cluster_id=cluster_id)
     first, second = simulator.vms[0], simulator.vms[1]
-    volume = api.create_volume(uuid.uuid4(), GiB)
-    api.attach_volume(volume.blockdevice_id, first.instance_uuid)
+    volume = node_a.create_volume(uuid.uuid4(), GiB)
     machine = find_vm(vcenter, second.name)
     assert machine.PowerOffVM_Task().info.state == "success"
+    real_attach = type(node_a.operations).attach_disk
+
+    def attach_then_lose_the_race(operations, vm, path, *args):
+        real_attach(operations, vm, path, *args)
+        monkeypatch.undo()
+        other = [v for v in node_b.operations.virtual_machines()
+                 if v.instance_uuid == second.instance_uuid][0]
+        node_b.operations.attach_disk(other, path, GiB // 1024, "paravirtual")
+    monkeypatch.setattr(type(node_a.operations), "attach_disk",
+                        attach_then_lose_the_race)
     try:
-        operations = api.operations
-        vm = [v for v in operations.virtual_machines()
-              if v.instance_uuid == second.instance_uuid][0]
-        disk = api.disk_of(volume.blockdevice_id)
-        operations.attach_disk(vm, disk.path, GiB // 1024, "paravirtual")
-        assert sorted(v.instance_uuid for v in operations.virtual_machines()
-                      if any(getattr(d.backing, "fileName", None) == str(disk.path)
-                             for d in v.devices)) == sorted(
-                                 [first.instance_uuid, second.instance_uuid])
         with pytest.raises(AlreadyAttachedVolume):
-            api._keep_only_one_holder(volume.blockdevice_id, disk, vm)
-        assert holders(api, volume) == [first.instance_uuid]
+            node_a.attach_volume(volume.blockdevice_id, first.instance_uuid)
+        assert holders(node_a, volume) == [second.instance_uuid]
         assert messages_of(logger, "race_lost")
+        node_a.detach_volume(volume.blockdevice_id)
     finally:
         assert machine.PowerOnVM_Task().info.state == "success"
         set_disk_enable_uuid(vcenter, second.name, True)
 
 
 def test_dataset_created_twice_at_once_keeps_at_most_one_disk(
-        make_api, simulator, cluster_id, vcenter, logger):
-    api = make_api(cluster_id=cluster_id)
+        make_api, simulator, cluster_id, logger, monkeypatch):
+    """
+    Node B creates the same dataset's disk under another profile (another
+    folder, here another datastore could be) at the moment node A's create
+    completes: A, finding two disks, deletes its own.
+    """
+    node_a = make_api(cluster_id=cluster_id)
+    node_b = make_api(cluster_id=cluster_id)
     dataset_id = uuid.uuid4()
-    volume = api.create_volume(dataset_id, GiB)
-    # The other node's disk for the same dataset, made at the same moment
-    # under another profile.
-    other = str(api.disk_of(volume.blockdevice_id).path).replace(
-        "/bronze/", "/gold/")
-    manager = vcenter.virtualDiskManager
-    vcenter_dc = vcenter.rootFolder.childEntity[0]
-    vcenter.fileManager.MakeDirectory(
-        name=other.rsplit("/", 1)[0], datacenter=vcenter_dc,
-        createParentDirectories=True)
-    task = manager.CreateVirtualDisk_Task(
-        name=other, datacenter=vcenter_dc,
-        spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
-            capacityKb=GiB // 1024, adapterType="lsiLogic", diskType="thin"))
-    assert task.info.state == "success"
-    mine = api.disk_of(volume.blockdevice_id)
+    real_create = type(node_a.operations).create_disk
+
+    def create_then_lose_the_race(operations, path, *args):
+        real_create(operations, path, *args)
+        monkeypatch.undo()
+        # Node B searched before A created, found nothing, and creates now.
+        node_b.operations.create_disk(
+            node_b.layout.disk_path("LocalDS_0", "gold", dataset_id),
+            dataset_id, GiB // 1024, "thin")
+    monkeypatch.setattr(type(node_a.operations), "create_disk",
+                        create_then_lose_the_race)
     with pytest.raises(DatasetAlreadyHasVolume):
-        api._keep_only_one_disk(dataset_id, mine.path)
-    listed = api.list_volumes()
+        node_a.create_volume(dataset_id, GiB)
+    listed = node_a.list_volumes()
     assert [v.dataset_id for v in listed] == [dataset_id]
+    assert node_a.profile_of(listed[0].blockdevice_id) == "gold"
     assert messages_of(logger, "race_lost")
     logger.flush_tracebacks(DatasetAlreadyHasVolume)
+
+
+def test_concurrent_creates_of_one_dataset_never_leave_two_disks(
+        make_api, cluster_id, logger):
+    import threading
+    nodes = [make_api(cluster_id=cluster_id) for _ in range(4)]
+    dataset_id = uuid.uuid4()
+    outcomes = []
+
+    def create(api, profile):
+        try:
+            api.create_volume_with_profile(dataset_id, GiB, profile)
+            outcomes.append("created")
+        except DatasetAlreadyHasVolume:
+            outcomes.append("already")
+    threads = [threading.Thread(target=create, args=(api, profile))
+               for api, profile in zip(nodes, ["gold", "silver", "bronze",
+                                               "gold"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == 4
+    assert len(nodes[0].list_volumes()) == outcomes.count("created") <= 1
 
 
 def test_no_secret_reaches_any_log(make_api, simulator, vcenter, logger,

@@ -193,3 +193,27 @@ def test_task_wait_through_property_updates(dataset_config, logger):
         "CreatePropertyCollector", "CreateFilter", "WaitForUpdatesEx",
         "DestroyPropertyCollector"]
     session.close()
+
+
+def test_disabled_verification_is_a_loud_warning(dataset_config):
+    from vsphere_flocker_driver.vcenter import InsecureConnectionWarning
+    with pytest.warns(InsecureConnectionWarning) as caught:
+        vsphere_from_configuration(uuid.uuid4(), **dataset_config).list_volumes()
+    assert "ssl_verify_cert is off" in str(caught[0].message)
+    assert dataset_config["password"] not in str(caught[0].message)
+
+
+@pytest.mark.parametrize("timeout", [1, 2])
+def test_task_that_never_ends_times_out(
+        make_api, simulator, vcenter, logger, timeout):
+    from vsphere_flocker_driver.errors import TaskTimeout
+    from .test_reliability import inject
+    node = simulator.vms[0]
+    api = make_api(operation_timeout=timeout)
+    volume = api.create_volume(uuid.uuid4(), 1024 ** 3)
+    inject(vcenter, node.name, "Hang", 1)
+    with pytest.raises(TaskTimeout) as caught:
+        api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    assert "did not finish within {}.0 seconds".format(timeout) in str(
+        caught.value)
+    logger.flush_tracebacks(TaskTimeout)

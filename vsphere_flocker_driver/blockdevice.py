@@ -208,7 +208,8 @@ class VsphereBlockDeviceAPI(object):
                                           dataset_id)
             try:
                 self._operations.create_disk(
-                    path, dataset_id, size // 1024, profile.disk_type)
+                    path, dataset_id, size // 1024, profile.disk_type,
+                    profile.storage_policy)
             except DatasetAlreadyHasVolume:
                 # The file is there, yet no complete disk was found above: an
                 # earlier creation stopped half-way.  Clear it and create.
@@ -220,7 +221,8 @@ class VsphereBlockDeviceAPI(object):
                 self._operations.remove_disk_files(path)
                 log_message(INCOMPLETE_DISK_REMOVED, disk_path=text_type(path))
                 self._operations.create_disk(
-                    path, dataset_id, size // 1024, profile.disk_type)
+                    path, dataset_id, size // 1024, profile.disk_type,
+                    profile.storage_policy)
             self._keep_only_one_disk(dataset_id, path)
             volume = BlockDeviceVolume(
                 blockdevice_id=blockdevice_id_for(dataset_id), size=size,
@@ -338,14 +340,25 @@ class VsphereBlockDeviceAPI(object):
                 disk.path, self._operations.virtual_machines())
             if holder is None:
                 raise UnattachedVolume(_as_text(blockdevice_id))
-            if self._is_this_node(holder) and getattr(device.backing, "uuid", None):
+            if self._is_this_node(holder):
                 # The guest flushes and lets go of the device first, so the
                 # kernel does not keep a dead disk.
-                self._guest.release_disk(normalise_disk_uuid(device.backing.uuid))
+                self._guest.release_disk(self._disk_uuid(disk.path, device))
             try:
                 self._operations.detach_disk(holder, disk.path)
             except DiskGone:
                 raise UnattachedVolume(_as_text(blockdevice_id))
+
+    def _disk_uuid(self, path, device):
+        """
+        The disk's UUID as the guest sees it (32 hex digits): the attached
+        device's ``backing.uuid``, or the disk's own where vCenter leaves
+        that unset.
+        """
+        uuid = getattr(device.backing, "uuid", None)
+        if not uuid:
+            uuid = self._operations.disk_uuid(path)
+        return normalise_disk_uuid(uuid)
 
     def _is_this_node(self, vm):
         """
@@ -391,11 +404,7 @@ class VsphereBlockDeviceAPI(object):
                 disk.path, self._operations.virtual_machines())
             if holder is None or holder.instance_uuid != self.compute_instance_id():
                 raise UnattachedVolume(_as_text(blockdevice_id))
-            uuid = getattr(device.backing, "uuid", None)
-            if not uuid:
-                raise DeviceNotFound(_as_text(blockdevice_id), None,
-                                     "vCenter reports no UUID for the disk")
-            disk_uuid = normalise_disk_uuid(uuid)
+            disk_uuid = self._disk_uuid(disk.path, device)
             try:
                 path = self._guest.device_for_disk(
                     disk_uuid, self._config.device_timeout)

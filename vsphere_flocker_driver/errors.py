@@ -45,12 +45,14 @@ class VCenterUnavailable(VCenterError):
     :ivar text host: The vCenter host.
     :ivar int port: The port.
     :ivar text reason: Why, as one sentence.
+    :ivar bool timed_out: vCenter did not answer within the timeout.
     """
-    def __init__(self, host, port, reason):
+    def __init__(self, host, port, reason, timed_out=False):
         VCenterError.__init__(self, host, port, reason)
         self.host = host
         self.port = port
         self.reason = reason
+        self.timed_out = timed_out
 
     def __str__(self):
         return "Cannot use vCenter at {}:{}: {}".format(
@@ -325,3 +327,20 @@ class VirtualMachineBusy(VCenterError):
         return ("Virtual machine {} stayed busy ({}) through {} attempts; "
                 "another task is changing it").format(
                     self.vm, self.fault, self.attempts)
+
+
+@python_2_unicode_compatible
+class LicenceRefused(VCenterError):
+    """
+    The host's licence refuses changes through the API (free ESXi).
+
+    :ivar text method: What was refused.
+    """
+    def __init__(self, method):
+        VCenterError.__init__(self, method)
+        self.method = method
+
+    def __str__(self):
+        return ("vSphere refused {} because of its licence (RestrictedVersion): "
+                "the free ESXi licence allows no changes through the API; a "
+                "licensed ESXi or vCenter is needed").format(self.method)

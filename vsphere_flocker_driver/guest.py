@@ -19,7 +19,7 @@ from six import python_2_unicode_compatible
 from twisted.python.filepath import FilePath
 from zope.interface import Interface, implementer
 
-from ._compat import monotonic, text_type, to_text
+from ._compat import monotonic, text_type
 
 #: Seconds to wait for an attached disk's device to appear.
 DEFAULT_DEVICE_TIMEOUT = 60.0
@@ -119,8 +119,9 @@ class GuestDeviceError(Exception):
 
 
 def _read_text(path):
+    # sysfs files are ASCII when sane; junk must not stop the search.
     with io.open(path.path, "rb") as f:
-        return to_text(f.read()).strip()
+        return f.read().decode("utf-8", "replace").strip()
 
 
 @implementer(IGuest)

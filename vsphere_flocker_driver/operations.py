@@ -46,8 +46,11 @@ class IVsphereOperations(Interface):
     def ensure_folder(folder):
         """Create the datastore folder ``folder`` if missing."""
 
-    def create_disk(path, dataset_id, capacity_kb, disk_type):
+    def create_disk(path, dataset_id, capacity_kb, disk_type, storage_policy):
         """Create the disk ``path`` (a ``DatastorePath``)."""
+
+    def disk_uuid(path):
+        """The UUID of the disk ``path``, as vSphere stores it."""
 
     def delete_disk(path):
         """Delete the disk ``path``; ``False`` if it did not exist."""
@@ -235,29 +238,37 @@ class VsphereOperations(object):
             pass
         self._folders_made.add(key)
 
-    def create_disk(self, path, dataset_id, capacity_kb, disk_type):
+    def create_disk(self, path, dataset_id, capacity_kb, disk_type,
+                    storage_policy=None):
         """
         Create the disk ``path`` of ``capacity_kb`` KiB, provisioned as
-        ``disk_type`` (a vSphere ``diskType``), in a folder made if missing
-        (also when someone removed it since this process made it).
+        ``disk_type`` (a vSphere ``diskType``) under ``storage_policy`` (a
+        name) if given, in a folder made if missing (also when someone
+        removed it since this process made it).
 
         :raises DatasetAlreadyHasVolume: the file exists.
         """
         folder = path.parent()
         self.ensure_folder(folder)
+        policy_id = (None if storage_policy is None
+                     else self.inventory().policies[storage_policy])
         try:
-            self._create_disk(path, dataset_id, capacity_kb, disk_type)
+            self._create_disk(path, dataset_id, capacity_kb, disk_type,
+                              policy_id)
         except TaskFailed as error:
             if not isinstance(error.fault, vim.fault.FileNotFound):
                 raise
             self._folders_made.discard(text_type(folder))
             self.ensure_folder(folder)
-            self._create_disk(path, dataset_id, capacity_kb, disk_type)
+            self._create_disk(path, dataset_id, capacity_kb, disk_type,
+                              policy_id)
 
-    def _create_disk(self, path, dataset_id, capacity_kb, disk_type):
+    def _create_disk(self, path, dataset_id, capacity_kb, disk_type, policy_id):
         content = self.vcenter.content()
         spec = vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
             capacityKb=capacity_kb, adapterType="lsiLogic", diskType=disk_type)
+        if policy_id is not None:
+            spec.profile = [vim.vm.DefinedProfileSpec(profileId=policy_id)]
         try:
             self.vcenter.run_task(
                 content.virtualDiskManager.CreateVirtualDisk_Task,
@@ -420,6 +431,16 @@ class VsphereOperations(object):
             # other task is done" that another client's task would raise.
             time.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX_DELAY)
+
+    def disk_uuid(self, path):
+        """
+        The disk's own UUID (``QueryVirtualDiskUuid``), for a device whose
+        ``backing.uuid`` vCenter left unset.
+        """
+        content = self.vcenter.content()
+        return self.vcenter.call(
+            content.virtualDiskManager.QueryVirtualDiskUuid,
+            name=text_type(path), datacenter=self.inventory().datacenter)
 
     def remove_disk_files(self, path):
         """

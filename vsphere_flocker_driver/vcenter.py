@@ -13,6 +13,7 @@ import hashlib
 import socket
 import ssl
 import threading
+import warnings
 
 from pyVmomi import SoapStubAdapter, pbm, vim, vmodl
 from six.moves import http_client
@@ -23,7 +24,8 @@ from ._logging import (
     WAIT_FOR_TASK, log_message,
 )
 from .errors import (
-    ConfigurationError, TaskFailed, TaskTimeout, VCenterUnavailable,
+    ConfigurationError, LicenceRefused, TaskFailed, TaskTimeout,
+    VCenterUnavailable,
 )
 
 #: The API version spoken: vSphere 6.0, which every supported vCenter knows.
@@ -61,6 +63,10 @@ _READ_ONLY_METHODS = frozenset([
 # A WaitForUpdatesEx call returns after at most this long even when nothing
 # changed, so that the overall deadline is checked regularly.
 _MAX_WAIT_SECONDS = 60
+
+
+class InsecureConnectionWarning(UserWarning):
+    """vCenter's certificate is not verified (``ssl_verify_cert: no``)."""
 
 
 class CertificateMismatch(ssl.SSLError):
@@ -167,6 +173,13 @@ class VCenter(object):
             if not config.ssl_verify_cert and config.ssl_thumbprint is None:
                 log_message(TLS_VERIFICATION_DISABLED,
                             host=config.vc_host, port=config.vc_port)
+                if self._generation == 0:
+                    warnings.warn(
+                        "vCenter {}:{}: ssl_verify_cert is off, so vCenter's "
+                        "identity is not checked and the password could be "
+                        "intercepted; set ssl_ca_file or ssl_thumbprint "
+                        "instead".format(config.vc_host, config.vc_port),
+                        InsecureConnectionWarning, stacklevel=2)
             stub = self._stub or self._new_stub()
             # Managed objects already handed out are bound to this stub, so
             # it is kept; only its cookie, naming the old session, goes.
@@ -237,6 +250,8 @@ class VCenter(object):
                 generation = self._generation
                 try:
                     return method(*args, **kwargs)
+                except vim.fault.RestrictedVersion:
+                    raise LicenceRefused(name)
                 except vim.fault.NotAuthenticated:
                     if relogged:
                         raise
@@ -251,7 +266,8 @@ class VCenter(object):
                             or _is_timeout(error)):
                         raise VCenterUnavailable(
                             self.config.vc_host, self.config.vc_port,
-                            _describe_network_error(error))
+                            _describe_network_error(error),
+                            timed_out=_is_timeout(error))
                     resent = True
 
     def retrieve(self, specs):
@@ -304,6 +320,8 @@ class VCenter(object):
             if info.get("info.state") not in _TERMINAL_TASK_STATES:
                 info = self._wait_for_task_update(task, description)
             if info.get("info.state") == "error":
+                if isinstance(info.get("info.error"), vim.fault.RestrictedVersion):
+                    raise LicenceRefused(description)
                 raise TaskFailed(task._moId, description, info.get("info.error"))
             return info.get("info.result")
 
@@ -348,9 +366,21 @@ class VCenter(object):
                 if remaining <= 0:
                     raise TaskTimeout(task._moId, description,
                                       info.get("info.state"), timeout)
+                # vCenter answers after at most maxWaitSeconds, which stays
+                # below the request's own timeout (the operation timeout).
                 options = vmodl.query.PropertyCollector.WaitOptions(
-                    maxWaitSeconds=max(1, int(min(remaining, _MAX_WAIT_SECONDS))))
-                update = self.call(collector.WaitForUpdatesEx, version, options)
+                    maxWaitSeconds=max(1, int(min(
+                        remaining, _MAX_WAIT_SECONDS, timeout / 2))))
+                try:
+                    update = self.call(collector.WaitForUpdatesEx, version,
+                                       options)
+                except VCenterUnavailable as error:
+                    # With a timeout under two seconds the shortest wait
+                    # vCenter knows (one second) can outlast the request.
+                    if error.timed_out and monotonic() >= deadline:
+                        raise TaskTimeout(task._moId, description,
+                                          info.get("info.state"), timeout)
+                    raise
                 if update is None:
                     continue
                 version = update.version

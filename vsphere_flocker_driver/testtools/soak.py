@@ -45,6 +45,8 @@ class SoakReport(object):
     :ivar contention: ``Counter`` of race answers met, by exception name.
     :ivar failures: list of ``(operation, exception text)`` of anything else.
     :ivar problems: list of texts: what the final check found wrong.
+    :ivar created: dataset ids of the volumes created.
+    :ivar destroyed: dataset ids of the volumes destroyed.
     """
 
     def __init__(self):
@@ -52,6 +54,8 @@ class SoakReport(object):
         self.contention = Counter()
         self.failures = []
         self.problems = []
+        self.created = set()
+        self.destroyed = set()
         self._lock = threading.Lock()
 
     def count(self, name, counter=None):
@@ -130,13 +134,19 @@ def _worker(api, node, report, operations, deadline, max_volumes, generator):
         name = generator.choice(choices or ["list"])
         try:
             if name == "create":
-                api.create_volume(uuid.uuid4(), MiB * generator.randint(1, 4))
+                volume = api.create_volume(
+                    uuid.uuid4(), MiB * generator.randint(1, 4))
+                with report._lock:
+                    report.created.add(volume.dataset_id)
             elif name == "attach":
                 api.attach_volume(generator.choice(free).blockdevice_id, node)
             elif name == "detach":
                 api.detach_volume(generator.choice(mine).blockdevice_id)
             elif name == "destroy":
-                api.destroy_volume(generator.choice(free).blockdevice_id)
+                volume = generator.choice(free)
+                api.destroy_volume(volume.blockdevice_id)
+                with report._lock:
+                    report.destroyed.add(volume.dataset_id)
             report.count(name)
         except CONTENTION as error:
             report.count(type(error).__name__, report.contention)
@@ -150,6 +160,14 @@ def _final_check(api, nodes, report):
     ids = [v.blockdevice_id for v in volumes]
     if len(ids) != len(set(ids)):
         report.problems.append("a volume is listed twice")
+    # Every volume created and not destroyed is there, and nothing else.
+    expected = report.created - report.destroyed
+    listed = set(v.dataset_id for v in volumes)
+    for dataset_id in sorted(expected - listed):
+        report.problems.append("volume of dataset {} is lost".format(dataset_id))
+    for dataset_id in sorted(listed - expected):
+        report.problems.append("volume of dataset {} appeared from nowhere".format(
+            dataset_id))
     for volume in volumes:
         if volume.attached_to is not None and volume.attached_to not in nodes:
             report.problems.append("{} attached to unknown node {}".format(

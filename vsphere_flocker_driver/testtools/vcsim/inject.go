@@ -6,9 +6,10 @@ package main
 //
 // fails its next <count> reconfigurations with that fault, as vSphere does
 // when another task holds the VM (TaskInProgress) or another client changed
-// it meanwhile (ConcurrentAccess). Each injected failure counts the value
-// down; at zero the key is removed. Setting the key is itself a
-// reconfiguration, which is never failed.
+// it meanwhile (ConcurrentAccess); the fault "Hang" instead starts a task
+// that never ends, as a host that stopped answering would. Each injection
+// counts the value down; at zero the key is removed. Setting the key is
+// itself a reconfiguration, which is never failed.
 
 import (
 	"fmt"
@@ -20,6 +21,16 @@ import (
 )
 
 const injectKey = "vcsim.inject.reconfigure"
+
+const hangFault = "Hang"
+
+// hangingTask is a reconfiguration task that stays queued for ever.
+func (vm *VM) hangingTask() types.ManagedObjectReference {
+	task := simulator.CreateTask(vm, "reconfigVm", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		return nil, nil
+	})
+	return task.Self
+}
 
 func (vm *VM) injectedFault(name string) types.BaseMethodFault {
 	switch name {
@@ -64,7 +75,7 @@ func (vm *VM) takeInjectedFault(spec *types.VirtualMachineConfigSpec) (types.Bas
 			count, _ = strconv.Atoi(parts[1])
 		}
 		fault := vm.injectedFault(parts[0])
-		if fault == nil || count <= 0 {
+		if (fault == nil && parts[0] != hangFault) || count <= 0 {
 			return nil, ""
 		}
 		if count == 1 {

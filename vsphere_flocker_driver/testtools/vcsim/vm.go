@@ -296,6 +296,9 @@ func (vm *VM) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task)
 	if fault, msg := vm.takeInjectedFault(&req.Spec); fault != nil {
 		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
 			Returnval: failTask(vm, "reconfigVm", fault, msg)}}
+	} else if msg == "injected "+hangFault {
+		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
+			Returnval: vm.hangingTask()}}
 	}
 	if fault, msg := vm.checkDeviceChanges(&req.Spec); fault != nil {
 		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
