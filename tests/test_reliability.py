@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -126,14 +127,25 @@ def test_dropped_connections_are_survived(proxy, make_api, simulator):
 
 
 def test_restarted_vcenter_is_used_again_without_a_new_api(tmpdir, logger):
+    """
+    vCenter goes away mid-run and comes back on the same address, its
+    datastore's files intact: the same API object finds every volume again.
+    """
     first = Simulator(vms=1, clusters=0).start()
     port, password = first.port, first.password
+    kept = tmpdir.join("datastore").strpath
     try:
         dataset = first.dataset_config()
         dataset.pop("backend")
         api = vsphere_from_configuration(uuid.uuid4(), **dataset)
-        volume = api.create_volume(uuid.uuid4(), GiB)
-        assert api.list_volumes() == [volume]
+        # Small disks: the copy below writes their extents out in full.
+        volumes = sorted((api.create_volume(uuid.uuid4(), size * 1024 * 1024)
+                          for size in (1, 2, 3)),
+                         key=lambda v: v.blockdevice_id)
+        assert sorted(api.list_volumes(), key=lambda v: v.blockdevice_id) == (
+            volumes)
+        shutil.copytree(os.path.join(first.datastores["LocalDS_0"], "FLOCKER"),
+                        kept)
     finally:
         first.stop()
     with pytest.raises(VCenterUnavailable):
@@ -141,10 +153,16 @@ def test_restarted_vcenter_is_used_again_without_a_new_api(tmpdir, logger):
     again = Simulator(vms=1, clusters=0, password=password,
                       listen="127.0.0.1:{}".format(port)).start()
     try:
-        # A new vCenter: the old session is unknown to it, the datastore is
-        # a new, empty one.
-        assert api.list_volumes() == []
+        # The new process serves the same datastore contents, as a restarted
+        # vCenter does; the session of the old one is unknown to it.
+        shutil.copytree(kept, os.path.join(again.datastores["LocalDS_0"],
+                                           "FLOCKER"))
+        assert sorted(api.list_volumes(), key=lambda v: v.blockdevice_id) == (
+            volumes)
         assert messages_of(logger, "vcenter:session_expired")
+        for volume in volumes:
+            api.destroy_volume(volume.blockdevice_id)
+        assert api.list_volumes() == []
     finally:
         again.stop()
     logger.flush_tracebacks(VCenterUnavailable)
