@@ -323,12 +323,14 @@ def test_compute_instance_id_without_dmi_names_the_file(make_api, tmpdir):
     assert "product_uuid" in str(caught.value)
 
 
-def test_compute_instance_id_of_no_vm(make_api, tmpdir):
+def test_compute_instance_id_of_no_vm_names_both_byte_orders(make_api, tmpdir):
+    from vsphere_flocker_driver.guest import byte_swapped
     unknown = str(uuid.uuid4())
     api = make_api(guest_root=guest_root(tmpdir, unknown))
     with pytest.raises(UnknownInstanceID) as caught:
         api.compute_instance_id()
     assert unknown in str(caught.value)
+    assert byte_swapped(unknown) in str(caught.value)
 
 
 def test_get_device_path_of_unknown_and_unattached(api):

@@ -421,7 +421,9 @@ class VsphereBlockDeviceAPI(object):
         """
         The node ids (instance UUIDs) of every powered-on VM of the
         datacenter: a volume attached to any other node's VM may be taken
-        away from it.
+        away from it.  Every running VM counts, also one whose host cannot
+        reach the volumes' datastores: erring this way never makes a live
+        node look dead.
         """
         return [vm.instance_uuid for vm in self._operations.virtual_machines()
                 if vm.power_state == "poweredOn" and vm.instance_uuid]
