@@ -635,6 +635,8 @@ class VirtualGuest(object):
             try:
                 self._serve_once()
             except Exception:
+                # The serving thread must never die silently: every failure
+                # is recorded, and fails the test that owns the guest.
                 self._failed("virtual guest thread: " + traceback.format_exc())
                 threading.Event().wait(_POLL_MS / 1000)
 
