@@ -35,14 +35,17 @@ import select
 import shutil
 import stat
 import struct
-import subprocess
-import tempfile
 import termios
 import threading
 import traceback
 from uuid import UUID
 
 from .._compat import monotonic, native_string, text_type, to_text
+from ..guest import byte_swapped
+from .loop_devices import (
+    CommandFailed, autoclear, loop_backing_file, loop_devices_available, mounts,
+    run,
+)
 
 __all__ = [
     "IDENTITIES",
@@ -66,79 +69,11 @@ class VirtualGuestError(Exception):
 
 
 def _run(argv):
-    """
-    Run a command (no shell).
-
-    :raises VirtualGuestError: if it exits non-zero or cannot be run.
-    :returns: its standard output, as text.
-    """
+    """Run a tool (no shell); its failure is the guest's."""
     try:
-        process = subprocess.Popen(
-            [native_string(a) for a in argv], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE)
-    except OSError as error:
-        raise VirtualGuestError("cannot run %s: %s" % (argv[0], error))
-    out, err = process.communicate()
-    if process.returncode != 0:
-        raise VirtualGuestError("%s failed (exit %d): %s" % (
-            " ".join(argv), process.returncode, err.decode("utf-8", "replace").strip()))
-    return to_text(out)
-
-
-def _which(program):
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep) + [
-            "/sbin", "/usr/sbin"]:
-        candidate = os.path.join(folder, program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-_availability = []
-
-
-def loop_devices_available():
-    """
-    Whether this process can make loop devices and device nodes, found by
-    trying once (a 1 MiB file attached and detached) and remembered.
-
-    :returns: ``(True, "")`` or ``(False, reason)``.
-    """
-    if not _availability:
-        _availability.append(_probe_loop_devices())
-    return _availability[0]
-
-
-def _probe_loop_devices():
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return False, "loop devices need root"
-    if not os.path.exists("/dev/loop-control"):
-        return False, "no /dev/loop-control (loop module not loaded?)"
-    for program in ("losetup", "umount"):
-        if _which(program) is None:
-            return False, "%s is not installed" % (program,)
-    folder = tempfile.mkdtemp(prefix="virtual-guest-probe-")
-    try:
-        image = os.path.join(folder, "image")
-        with open(image, "wb") as f:
-            f.truncate(1024 * 1024)
-        try:
-            loop = _run(["losetup", "-f", "--show", image]).strip()
-        except VirtualGuestError as error:
-            return False, text_type(error)
-        try:
-            node = os.path.join(folder, "node")
-            os.mknod(node, stat.S_IFBLK | 0o600, os.stat(loop).st_rdev)
-            with open(node, "rb") as f:
-                f.read(512)
-        except (IOError, OSError) as error:
-            return False, "a device node in %s does not work: %s" % (
-                tempfile.gettempdir(), error)
-        finally:
-            _run(["losetup", "-d", loop])
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return True, ""
+        return run(argv)
+    except CommandFailed as error:
+        raise VirtualGuestError(text_type(error))
 
 
 def disk_uuid_hex(backing_uuid):
@@ -162,10 +97,6 @@ def serial_for(bios_uuid):
     return "VMware-" + " ".join(pairs[:8]) + "-" + " ".join(pairs[8:])
 
 
-def _swapped(bios_uuid):
-    return text_type(UUID(bytes=UUID(bios_uuid).bytes_le))
-
-
 def _disk_name(index):
     """``sd`` + Linux's bijective base-26 letters: 0 sda, 25 sdz, 26 sdaa."""
     letters = ""
@@ -174,53 +105,6 @@ def _disk_name(index):
         index, rest = divmod(index - 1, 26)
         letters = chr(ord("a") + rest) + letters
     return "sd" + letters
-
-
-def _unescape_mount_field(text):
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
-
-
-def _mounts():
-    """
-    :returns: ``(mount point, "major:minor", source)`` for each mount of this
-        process, in mount order.
-    """
-    with io.open("/proc/self/mountinfo", "rb") as f:
-        lines = f.read().decode("utf-8", "replace").splitlines()
-    found = []
-    for line in lines:
-        fields = line.split()
-        if " - " not in line or len(fields) < 5:
-            continue
-        after = line.split(" - ", 1)[1].split()
-        found.append((_unescape_mount_field(fields[4]), fields[2],
-                      _unescape_mount_field(after[1]) if len(after) > 1 else ""))
-    return found
-
-
-def _loop_backing_file(loop):
-    """
-    :returns: The file ``loop`` (``/dev/loopN``) reads, or ``None`` if it is free.
-    """
-    path = "/sys/block/%s/loop/backing_file" % (os.path.basename(loop),)
-    try:
-        with io.open(path, "rb") as f:
-            text = f.read().decode("utf-8", "replace").strip()
-    except (IOError, OSError):
-        return None
-    if text.endswith(" (deleted)"):
-        text = text[:-len(" (deleted)")]
-    return text or None
-
-
-def _autoclear(loop):
-    """Whether ``loop`` is marked to be freed when its last user goes."""
-    path = "/sys/block/%s/loop/autoclear" % (os.path.basename(loop),)
-    try:
-        with io.open(path, "rb") as f:
-            return f.read().strip() == b"1"
-    except (IOError, OSError):
-        return False
 
 
 def _write(path, text, mode=0o644):
@@ -580,12 +464,12 @@ class VirtualGuest(object):
             _write(self._path(_DMI, "product_serial"),
                    serial_for(bios_uuid) + "\n", 0o400)
             _write(self._path(_DMI, "product_uuid"),
-                   _swapped(bios_uuid).upper() + "\n", 0o400)
+                   byte_swapped(bios_uuid).upper() + "\n", 0o400)
         elif self.identity == "uuid":
             _write(self._path(_DMI, "product_uuid"), bios_uuid.upper() + "\n", 0o400)
         elif self.identity == "uuid_swapped":
             _write(self._path(_DMI, "product_uuid"),
-                   _swapped(bios_uuid).upper() + "\n", 0o400)
+                   byte_swapped(bios_uuid).upper() + "\n", 0o400)
 
     # -- FIFOs and the thread ------------------------------------------
 
@@ -873,7 +757,7 @@ class VirtualGuest(object):
 
     def _ours(self, loop):
         """Whether ``loop`` is still bound to the file we bound it to."""
-        backing = _loop_backing_file(loop)
+        backing = loop_backing_file(loop)
         return backing is not None and backing == self._loops.get(loop)
 
     def _free_loop(self, loop, problems=None):
@@ -893,7 +777,7 @@ class VirtualGuest(object):
             else:
                 problems.append(text_type(error))
             return
-        if _loop_backing_file(loop) is None:
+        if loop_backing_file(loop) is None:
             self._loops.pop(loop, None)
 
     def _free_loops(self, problems):
@@ -908,7 +792,7 @@ class VirtualGuest(object):
         for loop in list(self._loops):
             # Still held by a file open on a lazily unmounted filesystem: it
             # goes when that file is closed, as autoclear promises.
-            if self._ours(loop) and not _autoclear(loop):
+            if self._ours(loop) and not autoclear(loop):
                 problems.append("%s (%s) is still in use" % (loop, self._loops[loop]))
             self._loops.pop(loop, None)
 
@@ -918,7 +802,7 @@ class VirtualGuest(object):
         ours = set("%d:%d" % (os.major(os.stat(loop).st_rdev),
                               os.minor(os.stat(loop).st_rdev))
                    for loop in list(self._loops) if self._ours(loop))
-        for mount_point, device, _ in reversed(_mounts()):
+        for mount_point, device, _ in reversed(mounts()):
             if device in ours or (mount_point + os.sep).startswith(root):
                 try:
                     _run(["umount", mount_point])
