@@ -34,7 +34,9 @@ class _Demo(object):
     def __init__(self, simulator, workdir):
         self.simulator = simulator
         self.workdir = workdir
-        self.dataset = simulator.dataset_config()
+        # Verified as a real vCenter should be: against its certificate.
+        self.dataset = simulator.dataset_config(
+            ssl_verify_cert=True, ssl_ca_file=simulator.ca_file)
         self.dataset.pop("backend")
         self.names = dict((vm.instance_uuid, vm.name) for vm in simulator.vms)
         self.cluster_id = uuid.uuid4()
