@@ -293,6 +293,14 @@ def test_full_controller_gets_a_new_one(api, simulator, vcenter):
     assert set(v.attached_to for v in api.list_volumes()) == {node.instance_uuid}
 
 
+def attached_disk_uuid(vcenter, node, volume):
+    """The 32 hex digits of the volume's disk UUID, as its VM shows it."""
+    disk = [d for d in vm_devices(vcenter, node.name)
+            if isinstance(d, vim.vm.device.VirtualDisk)
+            and volume.blockdevice_id in d.backing.fileName][0]
+    return disk.backing.uuid.replace("-", "").lower()
+
+
 def guest_root(tmpdir, bios_uuid=None, disks=()):
     """A folder laid out as a guest's sysfs shows a BIOS UUID and disks."""
     root = tmpdir.mkdir("guest")
@@ -347,10 +355,7 @@ def test_get_device_path_maps_disk_uuid_to_device(
     creator = make_api(cluster_id=cluster_id)
     volume = creator.create_volume(uuid.uuid4(), GiB)
     creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
-    disk = [d for d in vm_devices(vcenter, node.name)
-            if isinstance(d, vim.vm.device.VirtualDisk)
-            and volume.blockdevice_id in d.backing.fileName][0]
-    disk_uuid = disk.backing.uuid.replace("-", "").lower()
+    disk_uuid = attached_disk_uuid(vcenter, node, volume)
     lookalike = disk_uuid[:-1] + ("0" if disk_uuid[-1] != "0" else "1")
     root = guest_root(tmpdir, node.bios_uuid,
                       disks=[("sdb", lookalike), ("sdc", disk_uuid)])
@@ -451,10 +456,7 @@ def test_two_devices_claiming_one_disk_is_an_error(
     creator = make_api(cluster_id=cluster_id)
     volume = creator.create_volume(uuid.uuid4(), GiB)
     creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
-    disk = [d for d in vm_devices(vcenter, node.name)
-            if isinstance(d, vim.vm.device.VirtualDisk)
-            and volume.blockdevice_id in d.backing.fileName][0]
-    disk_uuid = disk.backing.uuid.replace("-", "").lower()
+    disk_uuid = attached_disk_uuid(vcenter, node, volume)
     root = guest_root(tmpdir, node.bios_uuid,
                       disks=[("sdb", disk_uuid), ("sdc", disk_uuid)])
     api = make_api(cluster_id=cluster_id, guest_root=root, device_timeout=0.5)
@@ -501,10 +503,7 @@ def test_only_an_exact_scsi_identifier_counts(
     creator = make_api(cluster_id=cluster_id)
     volume = creator.create_volume(uuid.uuid4(), GiB)
     creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
-    disk = [d for d in vm_devices(vcenter, node.name)
-            if isinstance(d, vim.vm.device.VirtualDisk)
-            and volume.blockdevice_id in d.backing.fileName][0]
-    disk_uuid = disk.backing.uuid.replace("-", "").lower()
+    disk_uuid = attached_disk_uuid(vcenter, node, volume)
     root = guest_root(tmpdir, node.bios_uuid)
     block = os.path.join(root, "sys", "block", "sdb", "device")
     os.makedirs(block)
@@ -529,10 +528,7 @@ def test_disk_uuid_from_the_disk_when_the_device_has_none(
     creator = make_api(cluster_id=cluster_id)
     volume = creator.create_volume(uuid.uuid4(), GiB)
     creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
-    disk = [d for d in vm_devices(vcenter, node.name)
-            if isinstance(d, vim.vm.device.VirtualDisk)
-            and volume.blockdevice_id in d.backing.fileName][0]
-    disk_uuid = disk.backing.uuid.replace("-", "").lower()
+    disk_uuid = attached_disk_uuid(vcenter, node, volume)
     root = guest_root(tmpdir, node.bios_uuid, disks=[("sdc", disk_uuid)])
     api = make_api(cluster_id=cluster_id, guest_root=root)
     real = type(api.operations).virtual_machines

@@ -8,6 +8,8 @@ interpreter version itself.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import errno
+import os
 import time
 
 import six
@@ -58,6 +60,28 @@ else:
     monotonic = time.monotonic
 
 
+def which(program, extra_folders=()):
+    """
+    The path of ``program`` on ``$PATH`` (then in ``extra_folders``), or
+    ``None``: ``shutil.which``, which Python 2.7 lacks.
+    """
+    folders = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    for folder in folders + list(extra_folders):
+        candidate = os.path.join(folder, program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def makedirs(path):
+    """``os.makedirs(path, exist_ok=True)``, which Python 2.7 lacks."""
+    try:
+        os.makedirs(path)
+    except OSError as error:
+        if error.errno != errno.EEXIST:
+            raise
+
+
 def to_text(value, encoding="utf-8"):
     """
     Return ``value`` as text, decoding bytes (from sysfs, SOAP) as UTF-8.
@@ -84,5 +108,5 @@ def native_string(value):
 
 __all__ = [
     "PY2", "text_type", "string_types", "integer_types", "monotonic",
-    "to_text", "native_string",
+    "to_text", "native_string", "which", "makedirs",
 ]

@@ -592,7 +592,9 @@ def main(argv=None, stdin=None, stdout=None, stderr=None):
     except UsageError as error:
         out.error(text_type(error))
         return 2
-    except Exception as error:
+    except Exception as error:  # noqa: B902
+        # The command line's one promise: any error is one sentence and a
+        # non-zero status, never a traceback unless --debug asks for it.
         sentence = _sentence(error)
         if options.debug:
             out._write(stderr, to_text(traceback.format_exc()))

@@ -286,17 +286,28 @@ class VsphereOperations(object):
         :returns: ``False`` if there was no such disk.
         :raises DiskLocked: a powered-on VM holds it.
         """
-        content = self.vcenter.content()
+        try:
+            return self._delete(
+                self.vcenter.content().virtualDiskManager.DeleteVirtualDisk_Task,
+                path)
+        except TaskFailed as error:
+            if _is_lock_fault(error.fault):
+                raise DiskLocked(text_type(path))
+            raise
+
+    def _delete(self, method, path):
+        """
+        Delete ``path`` with the task ``method``.
+
+        :returns: ``False`` if there was nothing to delete.
+        """
         try:
             self.vcenter.run_task(
-                content.virtualDiskManager.DeleteVirtualDisk_Task,
-                "delete {}".format(path), name=text_type(path),
+                method, "delete {}".format(path), name=text_type(path),
                 datacenter=self.inventory().datacenter)
         except TaskFailed as error:
             if isinstance(error.fault, vim.fault.FileNotFound):
                 return False
-            if _is_lock_fault(error.fault):
-                raise DiskLocked(text_type(path))
             raise
         return True
 
@@ -592,17 +603,8 @@ class VsphereOperations(object):
 
         :returns: ``False`` if there was no such file.
         """
-        content = self.vcenter.content()
-        try:
-            self.vcenter.run_task(
-                content.fileManager.DeleteDatastoreFile_Task,
-                "delete {}".format(path), name=text_type(path),
-                datacenter=self.inventory().datacenter)
-        except TaskFailed as error:
-            if isinstance(error.fault, vim.fault.FileNotFound):
-                return False
-            raise
-        return True
+        return self._delete(
+            self.vcenter.content().fileManager.DeleteDatastoreFile_Task, path)
 
 
 def unsupported_datastore(kind):

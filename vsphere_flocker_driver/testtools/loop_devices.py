@@ -14,7 +14,7 @@ import stat
 import subprocess
 import tempfile
 
-from .._compat import native_string, text_type, to_text
+from .._compat import native_string, text_type, to_text, which
 
 __all__ = ["CommandFailed", "run", "loop_devices_available", "mounts",
            "loop_backing_file", "autoclear"]
@@ -44,15 +44,6 @@ def run(argv):
     return to_text(out)
 
 
-def _which(program):
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep) + [
-            "/sbin", "/usr/sbin"]:
-        candidate = os.path.join(folder, program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 _availability = []
 
 
@@ -74,7 +65,7 @@ def _probe_loop_devices():
     if not os.path.exists("/dev/loop-control"):
         return False, "no /dev/loop-control (loop module not loaded?)"
     for program in ("losetup", "umount"):
-        if _which(program) is None:
+        if which(program, ["/sbin", "/usr/sbin"]) is None:
             return False, "%s is not installed" % (program,)
     folder = tempfile.mkdtemp(prefix="virtual-guest-probe-")
     try:

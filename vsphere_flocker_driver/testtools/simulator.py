@@ -18,7 +18,6 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 import argparse
 import binascii
-import errno
 import hashlib
 import json
 import os
@@ -32,6 +31,8 @@ import time
 from collections import namedtuple
 
 from six.moves.urllib.parse import urlparse
+
+from .._compat import makedirs, monotonic, which
 
 __all__ = [
     "SimulatorUnavailable",
@@ -51,7 +52,6 @@ APT_PACKAGES = ("golang-go", "golang-github-vmware-govmomi-dev")
 #: Where Debian's golang-github-vmware-govmomi-dev installs govmomi (GOPATH layout).
 DEFAULT_GOPATH = "/usr/share/gocode"
 
-_monotonic = getattr(time, "monotonic", time.time)
 
 
 class SimulatorUnavailable(Exception):
@@ -65,17 +65,6 @@ class SimulatorFailed(Exception):
 #: One VM of the simulated inventory, as the simulator reported it at start.
 VirtualMachineRecord = namedtuple(
     "VirtualMachineRecord", ["name", "bios_uuid", "instance_uuid"])
-
-
-def _which(program):
-    """
-    :returns: The path of ``program`` on ``$PATH``, or ``None``.
-    """
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder, program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def _go_sources():
@@ -99,14 +88,6 @@ def _cache_dir():
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
         os.path.expanduser("~"), ".cache")
     return os.path.join(base, "vsphere-flocker-driver")
-
-
-def _makedirs(path):
-    try:
-        os.makedirs(path)
-    except OSError as e:
-        if e.errno != errno.EEXIST:
-            raise
 
 
 def _unavailable(reason):
@@ -134,7 +115,7 @@ def build_simulator():
     if os.access(binary, os.X_OK):
         return binary
 
-    go = _which("go")
+    go = which("go")
     if go is None:
         raise _unavailable("the go command is not on $PATH")
     gopath = os.environ.get("VCSIM_GOPATH", DEFAULT_GOPATH)
@@ -142,7 +123,7 @@ def build_simulator():
             gopath, "src", "github.com", "vmware", "govmomi", "simulator")):
         raise _unavailable("govmomi is not under %s" % (gopath,))
 
-    _makedirs(cache)
+    makedirs(cache)
     env = dict(os.environ)
     env.update({"GO111MODULE": "off", "GOPATH": gopath, "GOFLAGS": ""})
     # go needs a build cache; $HOME may be unset or read-only under tox.
@@ -298,8 +279,8 @@ class Simulator(object):
             return
         if process.poll() is None:
             process.terminate()
-            deadline = _monotonic() + timeout
-            while process.poll() is None and _monotonic() < deadline:
+            deadline = monotonic() + timeout
+            while process.poll() is None and monotonic() < deadline:
                 time.sleep(0.05)
             if process.poll() is None:
                 process.kill()

@@ -40,7 +40,7 @@ import threading
 import traceback
 from uuid import UUID
 
-from .._compat import monotonic, native_string, text_type, to_text
+from .._compat import makedirs, monotonic, native_string, text_type, to_text
 from ..guest import byte_swapped
 from .loop_devices import (
     CommandFailed, autoclear, loop_backing_file, loop_devices_available, mounts,
@@ -111,14 +111,6 @@ def _write(path, text, mode=0o644):
     with io.open(path, "wb") as f:
         f.write(text.encode("ascii"))
     os.chmod(path, mode)
-
-
-def _makedirs(path):
-    try:
-        os.makedirs(path)
-    except OSError as error:
-        if error.errno != errno.EEXIST:
-            raise
 
 
 def _remove(path):
@@ -343,9 +335,13 @@ class VirtualGuest(object):
         si, self._si = self._si, None
         if si is not None:
             from pyVim.connect import Disconnect
+            from pyVmomi import vmodl
+            from six.moves import http_client
             try:
                 Disconnect(si)
-            except Exception:  # the simulator may be gone already
+            except (vmodl.MethodFault, EnvironmentError,
+                    http_client.HTTPException):
+                # The simulator may be gone already: nothing to log out of.
                 pass
 
     def __enter__(self):
@@ -405,7 +401,7 @@ class VirtualGuest(object):
         from pyVmomi import vim
         for folder in ("sys/block", "dev/disk/by-id", _DMI) + tuple(
                 "sys/class/scsi_host/" + host for host in SCSI_HOSTS):
-            _makedirs(self._path(folder))
+            makedirs(self._path(folder))
         self._si = self.simulator.connect()
         content = self._si.RetrieveContent()
         self._vm_ref = content.searchIndex.FindByUuid(
@@ -660,7 +656,7 @@ class VirtualGuest(object):
             folder = self._path("sys/block", name, "device")
             if os.path.isdir(folder):
                 continue
-            _makedirs(folder)
+            makedirs(folder)
             if uuid is not None and self.expose_wwid:
                 _write(os.path.join(folder, "wwid"), "naa.%s\n" % (uuid,), 0o444)
 
@@ -714,7 +710,7 @@ class VirtualGuest(object):
         sys_dir = self._path("sys/block", device.name)
         if os.path.lexists(sys_dir):
             shutil.rmtree(sys_dir)
-        _makedirs(os.path.join(sys_dir, "device"))
+        makedirs(os.path.join(sys_dir, "device"))
         _write(os.path.join(sys_dir, "size"), "%d\n" % (sectors,), 0o444)
         _write(os.path.join(sys_dir, "dev"), "%d:%d\n" % (
             os.major(rdev), os.minor(rdev)), 0o444)
