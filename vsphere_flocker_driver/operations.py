@@ -207,20 +207,27 @@ class VsphereOperations(object):
         """
         file_name = None if dataset_id is None else disk_file_name(dataset_id)
         disks = []
+        for datastore, results in self._search_cluster(
+                layout, disk_search_spec(file_name)):
+            disks.extend(disks_from_search(layout, datastore, results))
+        return disks
+
+    def _search_cluster(self, layout, spec):
+        """
+        ``(datastore, results)`` of searching ``layout``'s cluster folder and
+        below with ``spec`` on each configured datastore, one task each;
+        datastores without the folder are left out.
+        """
         for datastore, browser in sorted(self.inventory().browsers.items()):
             folder = layout.folder(datastore)
             try:
-                results = self.vcenter.run_task(
+                yield datastore, self.vcenter.run_task(
                     browser.SearchDatastoreSubFolders_Task,
                     "search {}".format(folder),
-                    datastorePath=text_type(folder),
-                    searchSpec=disk_search_spec(file_name))
+                    datastorePath=text_type(folder), searchSpec=spec)
             except TaskFailed as error:
-                if isinstance(error.fault, vim.fault.FileNotFound):
-                    continue
-                raise
-            disks.extend(disks_from_search(layout, datastore, results))
-        return disks
+                if not isinstance(error.fault, vim.fault.FileNotFound):
+                    raise
 
     def ensure_folder(self, folder):
         """Create the datastore folder ``folder`` (and its parents) if missing."""
@@ -577,17 +584,7 @@ class VsphereOperations(object):
                 fileType=True, fileSize=True),
             matchPattern=["*"])
         found = []
-        for datastore, browser in sorted(self.inventory().browsers.items()):
-            folder = layout.folder(datastore)
-            try:
-                results = self.vcenter.run_task(
-                    browser.SearchDatastoreSubFolders_Task,
-                    "search {}".format(folder),
-                    datastorePath=text_type(folder), searchSpec=spec)
-            except TaskFailed as error:
-                if isinstance(error.fault, vim.fault.FileNotFound):
-                    continue
-                raise
+        for datastore, results in self._search_cluster(layout, spec):
             for result in results or ():
                 for info in result.file or ():
                     if isinstance(info, vim.host.DatastoreBrowser.FolderInfo):
