@@ -19,7 +19,7 @@ from pyVim.connect import Disconnect  # noqa: E402
 from pyVmomi import vim, vmodl  # noqa: E402
 
 from vsphere_flocker_driver.testtools.simulator import (  # noqa: E402
-    Simulator, SimulatorUnavailable)
+    Simulator, SimulatorUnavailable, find_entity)
 
 GIB_IN_KB = 1024 * 1024
 DISK_UUID = re.compile(
@@ -446,3 +446,85 @@ def test_property_collector_and_extra_config_on_extended_vms(si, dc, sim):
     power(vm, True)
     assert retrieve_vms(si, ["runtime.powerState"])[vm.name][
         "runtime.powerState"] == "poweredOn"
+
+
+def refresh_storage(datastore):
+    """Each host mounting the datastore re-reads its storage."""
+    for mount in datastore.host:
+        mount.key.configManager.storageSystem.RefreshStorageSystem()
+
+
+def accessibility(content, datastore):
+    """
+    :returns: (``summary.accessible``, [each ``host[].mountInfo.accessible``])
+        through the PropertyCollector, as the driver reads them.
+    """
+    collector = vmodl.query.PropertyCollector
+    spec = collector.FilterSpec(
+        objectSet=[collector.ObjectSpec(obj=datastore)],
+        propSet=[collector.PropertySpec(
+            type=vim.Datastore, pathSet=["summary.accessible", "host"])])
+    result = content.propertyCollector.RetrievePropertiesEx(
+        [spec], collector.RetrieveOptions())
+    props = dict((p.name, p.val) for p in result.objects[0].propSet)
+    return (props["summary.accessible"],
+            [m.mountInfo.accessible for m in props["host"]])
+
+
+@pytest.fixture
+def lost_storage(simulator, vcenter):
+    """
+    The first datastore, its folder and a name to move the folder to. The
+    folder is put back (and the hosts refresh) after the test whatever
+    happened: the session's simulator is shared.
+    """
+    name = sorted(simulator.datastores)[0]
+    folder = simulator.datastores[name]
+    away = folder + ".lost-in-test"
+    datastore = find_entity(vcenter, vim.Datastore, name)
+    try:
+        yield datastore, folder, away
+    finally:
+        if not os.path.exists(folder) and os.path.exists(away):
+            os.rename(away, folder)
+        refresh_storage(datastore)
+    assert accessibility(vcenter, datastore)[0] is True
+
+
+def test_datastore_inaccessible_when_its_storage_is_gone(vcenter, lost_storage):
+    datastore, folder, away = lost_storage
+    mounted = len(datastore.host)
+    assert mounted >= 1
+    assert accessibility(vcenter, datastore) == (True, [True] * mounted)
+    os.rename(folder, away)
+    refresh_storage(datastore)
+    assert accessibility(vcenter, datastore) == (False, [False] * mounted)
+    assert datastore.summary.accessible is False
+
+
+def test_datastore_accessible_again_when_its_storage_is_back(vcenter, lost_storage):
+    datastore, folder, away = lost_storage
+    os.rename(folder, away)
+    refresh_storage(datastore)
+    assert accessibility(vcenter, datastore)[0] is False
+    os.rename(away, folder)
+    refresh_storage(datastore)
+    assert accessibility(vcenter, datastore) == (
+        True, [True] * len(datastore.host))
+
+
+def test_set_datastore_accessible(simulator, vcenter):
+    name = sorted(simulator.datastores)[0]
+    datastore = find_entity(vcenter, vim.Datastore, name)
+    try:
+        simulator.set_datastore_accessible(name, False)
+        assert not os.path.exists(simulator.datastores[name])
+        assert accessibility(vcenter, datastore) == (
+            False, [False] * len(datastore.host))
+        # Asking again changes nothing.
+        simulator.set_datastore_accessible(name, False)
+        assert accessibility(vcenter, datastore)[0] is False
+    finally:
+        simulator.set_datastore_accessible(name, True)
+    assert os.path.isdir(simulator.datastores[name])
+    assert accessibility(vcenter, datastore) == (True, [True] * len(datastore.host))

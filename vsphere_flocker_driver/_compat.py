@@ -13,6 +13,9 @@ import os
 import time
 
 import six
+from six import python_2_unicode_compatible
+from six.moves import http_client
+from six.moves.urllib.parse import urlparse
 
 PY2 = six.PY2
 
@@ -109,4 +112,5 @@ def native_string(value):
 __all__ = [
     "PY2", "text_type", "string_types", "integer_types", "monotonic",
     "to_text", "native_string", "which", "makedirs",
+    "python_2_unicode_compatible", "http_client", "urlparse",
 ]

@@ -30,9 +30,7 @@ import threading
 import time
 from collections import namedtuple
 
-from six.moves.urllib.parse import urlparse
-
-from .._compat import makedirs, monotonic, which
+from .._compat import makedirs, monotonic, urlparse, which
 
 __all__ = [
     "SimulatorUnavailable",
@@ -334,6 +332,70 @@ class Simulator(object):
         context = ssl._create_unverified_context()
         return SmartConnect(host=self.host, port=self.port, user=self.username,
                             pwd=self.password, sslContext=context)
+
+    def set_datastore_accessible(self, name, accessible):
+        """
+        Take a datastore's storage away, or give it back, as when its device
+        or NFS server is lost on vSphere: its folder is renamed away (to
+        ``FOLDER.unavailable``) or back, then each host mounting it refreshes
+        its storage (``HostStorageSystem.RefreshStorageSystem``). Afterwards
+        the datastore's ``summary.accessible`` and ``host[].mountInfo
+        .accessible`` read ``accessible``.
+
+        Give the storage back before ``stop()``: a folder left away is not
+        removed.
+
+        :param str name: A datastore, a key of ``datastores``.
+        :param bool accessible: ``False`` to take its storage away, ``True``
+            to give it back.
+        :raises KeyError: if there is no such datastore.
+        :raises RuntimeError: if the simulator does not report the new state.
+        """
+        from pyVim.connect import Disconnect
+        from pyVmomi import vim
+
+        folder = self.datastores[name]
+        away = folder + ".unavailable"
+        source, target = (away, folder) if accessible else (folder, away)
+        if os.path.exists(source):
+            if os.path.exists(target):
+                raise RuntimeError(
+                    "both %s and %s exist; cannot tell which is datastore %s's "
+                    "storage" % (folder, away, name))
+            os.rename(source, target)
+
+        instance = self.connect()
+        try:
+            datastore = find_entity(instance.RetrieveContent(), vim.Datastore,
+                                    name)
+            hosts = dict((mount.key._moId, mount.key) for mount in datastore.host)
+            for host in hosts.values():
+                host.configManager.storageSystem.RefreshStorageSystem()
+            if datastore.summary.accessible != accessible:
+                raise RuntimeError(
+                    "datastore %s still reports accessible = %s after its "
+                    "hosts refreshed their storage" % (
+                        name, datastore.summary.accessible))
+        finally:
+            Disconnect(instance)
+
+
+def find_entity(content, kind, name):
+    """
+    The managed object of type ``kind`` called ``name``, read directly from
+    vCenter (``content``: a ``ServiceContent``), behind the driver's back.
+
+    :raises LookupError: there is none.
+    """
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [kind], True)
+    try:
+        for entity in view.view:
+            if entity.name == name:
+                return entity
+    finally:
+        view.DestroyView()
+    raise LookupError(name)
 
 
 def main(argv=None):

@@ -1,8 +1,9 @@
 // Command vcsim runs govmomi's vCenter simulator with the behaviour a vSphere
 // volume driver depends on and govmomi 0.24 does not simulate: real VMDK
 // descriptors with capacity and UUID, disk search details, file locks
-// between running VMs, SCSI unit rules, SearchIndex.FindAllByUuid and
-// privilege checks that follow permissions.
+// between running VMs, SCSI unit rules, SearchIndex.FindAllByUuid,
+// privilege checks that follow permissions, and datastores that become
+// inaccessible when their storage (folder) goes away.
 //
 // It prints one JSON line describing the inventory once it listens, then
 // serves until SIGINT or SIGTERM (or, with -stdin-watch, until stdin
@@ -50,6 +51,8 @@ func wrap(cloneBiosUUID bool) {
 
 	si := simulator.Map.SearchIndex()
 	simulator.Map.Put(&Index{*si})
+
+	wrapStorageSystems()
 
 	for _, e := range simulator.Map.All("Datastore") {
 		ds := e.(*simulator.Datastore)
