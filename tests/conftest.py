@@ -13,10 +13,21 @@ import eliot._output
 import pytest
 from eliot import MemoryLogger
 
-from vsphere_flocker_driver import vsphere_from_configuration
+from vsphere_flocker_driver.assembly import assemble
 from vsphere_flocker_driver.testtools.simulator import (
-    Simulator, SimulatorUnavailable,
+    Simulator, SimulatorUnavailable, find_entity,
 )
+
+
+def pytest_collection_modifyitems(items):
+    """
+    Mark every test that needs the simulator (through any fixture) with
+    ``simulator``: ``pytest -m "not simulator"`` is the fast level, which
+    needs neither Go nor a vCenter.
+    """
+    for item in items:
+        if "simulator" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.simulator)
 
 
 @pytest.fixture(scope="session")
@@ -45,15 +56,7 @@ def simulator():
 def find_vm(content, name):
     """The VM called ``name``, read directly from vCenter."""
     from pyVmomi import vim
-    view = content.viewManager.CreateContainerView(
-        content.rootFolder, [vim.VirtualMachine], True)
-    try:
-        for vm in view.view:
-            if vm.name == name:
-                return vm
-    finally:
-        view.DestroyView()
-    raise LookupError(name)
+    return find_entity(content, vim.VirtualMachine, name)
 
 
 def set_disk_enable_uuid(content, name, enabled):
@@ -112,23 +115,33 @@ def dataset_config(simulator):
 
 
 @pytest.fixture
-def make_api(simulator, dataset_config, logger):
-    """Build APIs on the simulator; their volumes are destroyed afterwards."""
-    apis = []
+def make_assembly(simulator, dataset_config, logger):
+    """
+    Build backends on the simulator as the agent's factory does, with their
+    parts (an ``Assembly``); their volumes are destroyed afterwards.
+    """
+    assemblies = []
 
     def make(cluster_id=None, guest_root="/", **overrides):
         keys = dict(dataset_config, **overrides)
-        api = vsphere_from_configuration(
-            cluster_id=cluster_id or uuid.uuid4(), guest_root=guest_root, **keys)
-        apis.append(api)
-        return api
+        assembly = assemble(cluster_id or uuid.uuid4(), guest_root,
+                            **keys).validate()
+        assemblies.append(assembly)
+        return assembly
 
     yield make
-    for api in apis:
+    for assembly in assemblies:
+        api = assembly.api
         for volume in api.list_volumes():
             if volume.attached_to is not None:
                 api.detach_volume(volume.blockdevice_id)
             api.destroy_volume(volume.blockdevice_id)
+
+
+@pytest.fixture
+def make_api(make_assembly):
+    """Build APIs on the simulator; their volumes are destroyed afterwards."""
+    return lambda *args, **kwargs: make_assembly(*args, **kwargs).api
 
 
 @pytest.fixture

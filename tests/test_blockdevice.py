@@ -397,26 +397,24 @@ def test_every_operation_is_logged_without_the_password(
     assert dataset_config["password"] not in text
 
 
-def test_disk_held_by_another_running_vm_is_locked(
-        api, simulator, dataset_config, cluster_id):
+def test_disk_held_by_another_running_vm_is_locked(make_assembly, simulator):
     """
     Two nodes racing to attach one volume: the one whose reconfiguration
     comes second meets vSphere's file lock, which the driver reports as the
     disk being in use, never by attaching it twice.
     """
-    from vsphere_flocker_driver.config import configuration_from_dataset
     from vsphere_flocker_driver.errors import DiskLocked
-    from vsphere_flocker_driver.operations import VsphereOperations
-    from vsphere_flocker_driver.vcenter import VCenter
 
     first, second = simulator.vms[0], simulator.vms[1]
+    assembly = make_assembly()
+    api = assembly.api
     volume = api.create_volume(uuid.uuid4(), GiB)
     api.attach_volume(volume.blockdevice_id, first.instance_uuid)
-    config = configuration_from_dataset(cluster_id, dataset_config)
-    operations = VsphereOperations(VCenter(config), config)
+    racer = make_assembly(cluster_id=assembly.config.cluster_id)
+    operations = racer.operations
     vm = [vm for vm in operations.virtual_machines()
           if vm.instance_uuid == second.instance_uuid][0]
-    path = [d for d in operations.search_disks(api.layout)][0].path
+    path = [d for d in operations.search_disks(racer.layout)][0].path
     # The racing node had checked the volume was free before the other won.
     with pytest.raises(DiskLocked):
         operations.attach_disk(vm, path, GiB // 1024, "paravirtual")
@@ -523,24 +521,22 @@ def _mkdev(root, name):
 
 
 def test_disk_uuid_from_the_disk_when_the_device_has_none(
-        make_api, node, tmpdir, vcenter, cluster_id, monkeypatch):
+        make_api, make_assembly, node, tmpdir, vcenter, cluster_id, monkeypatch):
     """Where vCenter leaves backing.uuid unset, the disk's own UUID is used."""
     creator = make_api(cluster_id=cluster_id)
     volume = creator.create_volume(uuid.uuid4(), GiB)
     creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
     disk_uuid = attached_disk_uuid(vcenter, node, volume)
     root = guest_root(tmpdir, node.bios_uuid, disks=[("sdc", disk_uuid)])
-    api = make_api(cluster_id=cluster_id, guest_root=root)
-    real = type(api.operations).virtual_machines
+    assembly = make_assembly(cluster_id=cluster_id, guest_root=root)
+    api = assembly.api
+    real = type(assembly.operations).attachments
 
-    def without_backing_uuids(operations):
-        vms = real(operations)
-        for vm in vms:
-            for device in vm.devices:
-                if isinstance(device, vim.vm.device.VirtualDisk):
-                    device.backing.uuid = None
-        return vms
-    monkeypatch.setattr(type(api.operations), "virtual_machines",
+    def without_backing_uuids(operations, layout):
+        found = real(operations, layout)
+        return found.set(disks=tuple(disk.set(disk_uuid=None)
+                                     for disk in found.disks))
+    monkeypatch.setattr(type(assembly.operations), "attachments",
                         without_backing_uuids)
     path = api.get_device_path(volume.blockdevice_id)
     assert path.basename() == "sdc"

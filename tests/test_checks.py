@@ -18,7 +18,9 @@ from contextlib import contextmanager
 import pytest
 from pyVmomi import vim
 
+from vsphere_flocker_driver import vsphere_from_configuration
 from vsphere_flocker_driver.checks import DATASTORE_PRIVILEGES, VM_PRIVILEGES
+from vsphere_flocker_driver.errors import DatastoreUnusable
 from vsphere_flocker_driver.testtools.simulator import Simulator
 
 from .conftest import find_vm, set_disk_enable_uuid
@@ -181,8 +183,10 @@ def test_unknown_datacenter_fails(operator):
 def test_unknown_datastore_fails(operator):
     op = operator(profiles={"gold": {"datastore": "LocalDS_9"}})
     status, results = checks(op)
-    assert_only_failure(status, results, ["datastore LocalDS_9"], [
-        "volume folder", "this node's VM", "disk.EnableUUID", "free SCSI slot"])
+    # The node's VM is looked up in the datacenter, whatever the datastores,
+    # as the agent looks it up: those checks still run.
+    assert_only_failure(status, results, ["datastore LocalDS_9"],
+                        ["volume folder"])
     reason = results["datastore LocalDS_9"]["reason"]
     assert "no datastore named 'LocalDS_9'" in reason and "gold" in reason
 
@@ -221,7 +225,8 @@ def test_unknown_node_fails(operator):
     status, results = checks(op)
     assert_only_failure(status, results, ["this node's VM"],
                         ["disk.EnableUUID", "free SCSI slot"])
-    assert "no VM in datacenter DC0 has BIOS UUID" in \
+    # The agent's own message: the check runs the agent's own look-up.
+    assert "no virtual machine in datacenter DC0 has BIOS UUID" in \
         results["this node's VM"]["reason"]
 
 
@@ -305,8 +310,8 @@ def test_cloned_bios_uuid_fails(cloned, tmpdir, logger):
     assert_only_failure(status, results, ["this node's VM"],
                         ["disk.EnableUUID", "free SCSI slot"])
     reason = results["this node's VM"]["reason"]
-    assert reason.startswith("2 VMs have BIOS UUID {}".format(
-        cloned.vms[0].bios_uuid))
+    assert "Several virtual machines have BIOS UUID {}".format(
+        cloned.vms[0].bios_uuid) in reason
     assert "unique BIOS UUID" in results["this node's VM"]["fix"]
 
 
@@ -358,3 +363,49 @@ def test_full_scsi_slots_fail(tmpdir, logger):
 
 def text(value):
     return "{}".format(value)
+
+
+def agent_refusal(simulator, **overrides):
+    """What stops the agent's start-up with this configuration."""
+    dataset = dict(simulator.dataset_config(), **overrides)
+    dataset.pop("backend")
+    with pytest.raises(DatastoreUnusable) as caught:
+        vsphere_from_configuration(uuid.uuid4(), **dataset)
+    return caught.value
+
+
+def test_inaccessible_datastore_fails_check_and_agent_alike(operator, simulator):
+    """
+    A datastore whose storage is lost stops the agent at start-up, and the
+    check fails it with the very same words and fix: both ask one rule.
+    """
+    simulator.set_datastore_accessible("LocalDS_0", False)
+    try:
+        refused = agent_refusal(simulator)
+        status, results = checks(operator(clean=False))
+    finally:
+        simulator.set_datastore_accessible("LocalDS_0", True)
+    assert refused.key == "datastore_name"
+    assert "not accessible" in refused.problem
+    line = results["datastore LocalDS_0"]
+    assert line["status"] == "FAIL"
+    assert line["reason"].startswith(refused.problem)
+    assert line["fix"] == refused.fix
+    assert status == 1
+
+
+def test_datastore_rule_changed_in_one_place_changes_both(
+        operator, simulator, monkeypatch):
+    """The datastore rule lives in one function: the agent and check obey it."""
+    from vsphere_flocker_driver import inventory
+
+    def refuse_every_datastore(datastore):
+        return ("is refused by a rule of the test", "remove the rule")
+    monkeypatch.setattr(inventory, "datastore_refusal", refuse_every_datastore)
+    refused = agent_refusal(simulator)
+    status, results = checks(operator(clean=False))
+    line = results["datastore LocalDS_0"]
+    assert refused.problem == "names 'LocalDS_0', which is refused by a rule " \
+                              "of the test"
+    assert (line["status"], line["fix"]) == ("FAIL", "remove the rule")
+    assert line["reason"].startswith(refused.problem)

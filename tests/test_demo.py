@@ -2,7 +2,7 @@
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-from vsphere_flocker_driver import demo
+from vsphere_flocker_driver.testtools import demo
 from vsphere_flocker_driver.testtools.virtual_guest import loop_devices_available
 
 

@@ -29,9 +29,13 @@ STAND_IN = {
 
 from __future__ import unicode_literals
 
+import sys
+
 from constantly import NamedConstant, Names
 from pyrsistent import PClass, field, pset_field
-from six import text_type
+
+# Flocker's own text type; the stand-in imports nothing from the driver.
+text_type = unicode if sys.version_info[0] == 2 else str  # noqa: F821
 
 
 class DeployerType(Names):
@@ -60,12 +64,21 @@ class BackendDescription(PClass):
 
 from __future__ import unicode_literals
 
+import sys
 from uuid import UUID
 
 from constantly import ValueConstant, Values
 from pyrsistent import PClass, field
-from six import integer_types, text_type
 from zope.interface import Interface
+
+# Flocker's own text and integer types; the stand-in imports nothing from the
+# driver.
+if sys.version_info[0] == 2:
+    text_type = unicode  # noqa: F821
+    integer_types = (int, long)  # noqa: F821
+else:
+    text_type = str
+    integer_types = (int,)
 
 
 class VolumeException(Exception):

@@ -132,11 +132,3 @@ def test_find_disk_by_file_name():
             disk(1000, 1, "[ds] b.vmdk")]
     assert devices.find_disk(devs, "[ds] b.vmdk").unitNumber == 1
     assert devices.find_disk(devs, "[ds] c.vmdk") is None
-
-
-@pytest.mark.parametrize("kind, refused", [
-    ("VMFS", False), ("NFS", False), ("NFS41", False), ("vsan", True),
-    ("VVOL", True), (None, False)])
-def test_only_datastores_that_name_disks_by_path_are_used(kind, refused):
-    from vsphere_flocker_driver.operations import unsupported_datastore
-    assert (unsupported_datastore(kind) is not None) is refused

@@ -155,7 +155,7 @@ def test_volume_on_a_running_vm_is_no_orphan(operator, simulator):
 
 
 def test_repair_leaves_a_volume_that_moved_since_it_was_found(
-        make_api, simulator, cluster_id, vcenter):
+        make_assembly, simulator, cluster_id, vcenter):
     """
     Between finding and repairing, Flocker's agents may take the volume
     from the powered-off VM and attach it to a live one: repair must then
@@ -164,18 +164,20 @@ def test_repair_leaves_a_volume_that_moved_since_it_was_found(
     from vsphere_flocker_driver.orphans import (
         POWERED_OFF_HOLDER, find_orphans, repair)
     from .conftest import find_vm
-    api = make_api(cluster_id=cluster_id)
+    assembly = make_assembly(cluster_id=cluster_id)
+    api = assembly.api
     dead, live = simulator.vms[0], simulator.vms[1]
     volume = api.create_volume(uuid.uuid4(), 1024 ** 3)
     api.attach_volume(volume.blockdevice_id, dead.instance_uuid)
     machine = find_vm(vcenter, dead.name)
     assert machine.PowerOffVM_Task().info.state == "success"
     try:
-        findings = [f for f in find_orphans(api) if f.kind == POWERED_OFF_HOLDER]
+        findings = [f for f in find_orphans(assembly)
+                    if f.kind == POWERED_OFF_HOLDER]
         assert [f.blockdevice_id for f in findings] == [volume.blockdevice_id]
         api.detach_volume(volume.blockdevice_id)
         api.attach_volume(volume.blockdevice_id, live.instance_uuid)
-        [(_, said)] = repair(api, findings)
+        [(_, said)] = repair(assembly, findings)
         assert "left alone" in said
         assert [v.attached_to for v in api.list_volumes()] == [live.instance_uuid]
     finally:

@@ -159,7 +159,10 @@ def test_unknown_storage_policy_names_the_key(dataset_config, profiles):
     assert POLICY in str(caught.value)
 
 
-def test_storage_policy_is_applied_when_attaching(api, simulator, monkeypatch):
+def test_storage_policy_is_applied_when_attaching(make_assembly, profiles,
+                                                  simulator, monkeypatch):
+    assembly = make_assembly(profiles=profiles)
+    api = assembly.api
     volume = api.create_volume_with_profile(uuid.uuid4(), GiB, "gold")
     specs = []
     original = vim.VirtualMachine.ReconfigVM_Task
@@ -174,7 +177,7 @@ def test_storage_policy_is_applied_when_attaching(api, simulator, monkeypatch):
                     if isinstance(change.device, vim.vm.device.VirtualDisk)]
     assert [len(change.profile) for change in disk_changes] == [1]
     policy_id = disk_changes[0].profile[0].profileId
-    assert api.operations.inventory().policies[POLICY] == policy_id
+    assert assembly.operations.inventory().policies[POLICY] == policy_id
 
 
 def power(simulator, vm, on):
@@ -228,7 +231,10 @@ def test_volume_of_a_powered_off_node_can_be_detached_by_another(
         power(simulator, dead, on=True)
 
 
-def test_storage_policy_is_given_when_creating(api, monkeypatch):
+def test_storage_policy_is_given_when_creating(make_assembly, profiles,
+                                               monkeypatch):
+    assembly = make_assembly(profiles=profiles)
+    api = assembly.api
     specs = []
     original = vim.VirtualDiskManager.CreateVirtualDisk_Task
 
@@ -239,6 +245,6 @@ def test_storage_policy_is_given_when_creating(api, monkeypatch):
                         recording, raising=False)
     api.create_volume_with_profile(uuid.uuid4(), GiB, "gold")
     api.create_volume_with_profile(uuid.uuid4(), GiB, "silver")
-    policy_id = api.operations.inventory().policies[POLICY]
+    policy_id = assembly.operations.inventory().policies[POLICY]
     assert [[p.profileId for p in spec.profile] for spec in specs] == [
         [policy_id], []]

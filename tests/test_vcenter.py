@@ -16,7 +16,7 @@ from pyVmomi import SoapStubAdapter, vim
 from vsphere_flocker_driver import vsphere_from_configuration
 from vsphere_flocker_driver.config import configuration_from_dataset
 from vsphere_flocker_driver.errors import (
-    ConfigurationError, TaskFailed, VCenterUnavailable,
+    ConfigurationError, VCenterUnavailable,
 )
 from vsphere_flocker_driver.vcenter import VCenter
 
@@ -120,19 +120,35 @@ def test_terminated_session_is_reopened(api, vcenter, logger):
                for message in logger.messages)
 
 
-def test_failed_task_carries_its_fault(dataset_config, logger):
+def datacenter_of(session):
+    """The simulator's datacenter, through the session's own retrieval."""
+    [datacenter] = [ref for ref, _ in session.properties_below(
+        session.content().rootFolder, vim.Datacenter, ["name"])]
+    return datacenter
+
+
+def test_failed_task_raises_its_fault_as_a_call_does(dataset_config, logger):
+    """
+    A task's fault is raised as the typed fault a direct call raises; what
+    the task was doing is in the log, with the fault.
+    """
     config = configuration_from_dataset(uuid.uuid4(), dataset_config)
     session = VCenter(config)
     content = session.content()
-    datacenter = session.find_datacenter("DC0")[0]
-    with pytest.raises(TaskFailed) as caught:
+    datacenter = datacenter_of(session)
+    with pytest.raises(vim.fault.FileNotFound):
         session.run_task(content.virtualDiskManager.DeleteVirtualDisk_Task,
                          "delete a missing disk",
                          name="[LocalDS_0] nowhere/missing.vmdk",
                          datacenter=datacenter)
-    assert isinstance(caught.value.fault, vim.fault.FileNotFound)
-    assert "delete a missing disk" in str(caught.value)
-    logger.flush_tracebacks(TaskFailed)
+    waits = [message for message in logger.messages
+             if message.get("action_type") ==
+             "vsphere_flocker_driver:vcenter:wait_for_task"]
+    assert [(m["action_status"], m.get("description"), m.get("fault"))
+            for m in waits] == [
+        ("started", "delete a missing disk", None),
+        ("failed", None, "vim.fault.FileNotFound")]
+    logger.flush_tracebacks(vim.fault.FileNotFound)
     session.close()
 
 
@@ -174,7 +190,7 @@ def test_task_wait_through_property_updates(dataset_config, logger):
     config = configuration_from_dataset(uuid.uuid4(), dataset_config)
     session = VCenter(config)
     content = session.content()
-    datacenter = session.find_datacenter("DC0")[0]
+    datacenter = datacenter_of(session)
     task = session.call(
         content.fileManager.MakeDirectory, name="[LocalDS_0] waited",
         datacenter=datacenter, createParentDirectories=True)

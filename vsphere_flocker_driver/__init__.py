@@ -7,12 +7,9 @@ module named in agent.yml) and calls its factory with the ``dataset`` section.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+from .assembly import BACKEND_NAME, assemble
 from .blockdevice import VsphereBlockDeviceAPI
-from .config import configuration_from_dataset
 from .flocker_api import BackendDescription, DeployerType
-from .guest import SysfsGuest
-from .operations import VsphereOperations
-from .vcenter import VCenter
 
 __version__ = "1.0.0.dev0"
 
@@ -34,14 +31,11 @@ def vsphere_from_configuration(cluster_id, guest_root="/", **dataset):
     :raises VCenterUnavailable: vCenter cannot be reached or refused the login.
     :returns VsphereBlockDeviceAPI:
     """
-    config = configuration_from_dataset(cluster_id, dataset)
-    operations = VsphereOperations(VCenter(config), config)
-    operations.inventory()
-    return VsphereBlockDeviceAPI(config, operations, SysfsGuest(guest_root))
+    return assemble(cluster_id, guest_root, **dataset).validate().api
 
 
 FLOCKER_BACKEND = BackendDescription(
-    name="vsphere_flocker_plugin",
+    name=BACKEND_NAME,
     needs_reactor=False,
     needs_cluster_id=True,
     required_config=REQUIRED_CONFIG,

@@ -8,9 +8,10 @@ destinations.  No field ever carries a password, a session cookie or a ticket.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 from eliot import ActionType, Field, MessageType, register_exception_extractor
+from pyVmomi import vmodl
 
 from ._compat import text_type
-from .errors import TaskFailed, TaskTimeout, VCenterUnavailable
+from .errors import TaskTimeout, VCenterUnavailable
 
 _PREFIX = "vsphere_flocker_driver:"
 
@@ -121,12 +122,13 @@ def _fault_fields(fault):
     """The parts of a vSphere fault that help an operator, never secrets."""
     return {
         "fault": type(fault).__name__,
-        "fault_message": text_type(getattr(fault, "msg", "") or ""),
+        "fault_message": text_type(getattr(fault, "msg", None) or ""),
     }
 
 
-register_exception_extractor(TaskFailed, lambda error: dict(
-    _fault_fields(error.fault), task=error.task))
+# A vSphere fault, raised by a call or by a task (whose wait action names
+# the task and what it was doing).
+register_exception_extractor(vmodl.MethodFault, _fault_fields)
 register_exception_extractor(TaskTimeout, lambda error: {
     "task": error.task, "state": text_type(error.state),
     "timeout": error.timeout})

@@ -228,14 +228,15 @@ def backend_description(module_name, path=None):
     return description
 
 
-def api_from_agent_config(path, cluster_id, **extra):
+def factory_arguments(path, cluster_id, **extra):
     """
-    Build a backend's API object from an agent.yml file, as the agent does.
+    The backend that an agent.yml file names, and the keyword arguments the
+    agent would call its factory with.
 
-    The factory is called with every key of the ``dataset`` section but
-    ``backend``, plus ``cluster_id`` if the backend ``needs_cluster_id`` and
-    ``reactor`` only if it ``needs_reactor`` (as the agent does; a
-    ``reactor`` given for a backend that needs none is dropped).
+    The arguments are every key of the ``dataset`` section but ``backend``,
+    plus ``cluster_id`` if the backend ``needs_cluster_id`` and ``reactor``
+    only if it ``needs_reactor`` (as the agent does; a ``reactor`` given for
+    a backend that needs none is dropped).
 
     :param text path: The agent.yml file.
     :param UUID cluster_id: The Flocker cluster's id.
@@ -247,9 +248,7 @@ def api_from_agent_config(path, cluster_id, **extra):
         names is missing; or the dataset gives ``cluster_id`` or ``reactor``
         itself; or the backend needs a cluster id or a reactor and none was
         given.
-    :raises ConfigurationError: the backend's own check of its keys failed
-        (or whatever else the backend's factory raises).
-    :returns: The backend's API object (an ``IBlockDeviceAPI`` provider).
+    :returns: ``(BackendDescription, dict of keyword arguments)``.
     """
     path = to_text(path)
     config = load_agent_config(path)
@@ -285,10 +284,24 @@ def api_from_agent_config(path, cluster_id, **extra):
                       "it to the backend itself".format(key))
     arguments.update(dataset)
     arguments.update(extra)
+    return description, arguments
+
+
+def api_from_agent_config(path, cluster_id, **extra):
+    """
+    Build a backend's API object from an agent.yml file, as the agent does:
+    its factory called with ``factory_arguments``.
+
+    :raises AgentConfigError: as ``factory_arguments`` does.
+    :raises ConfigurationError: the backend's own check of its keys failed
+        (or whatever else the backend's factory raises).
+    :returns: The backend's API object (an ``IBlockDeviceAPI`` provider).
+    """
+    description, arguments = factory_arguments(path, cluster_id, **extra)
     return description.api_factory(**arguments)
 
 
 __all__ = [
     "AGENT_CONFIG_VERSION", "api_from_agent_config", "backend_description",
-    "load_agent_config",
+    "factory_arguments", "load_agent_config",
 ]

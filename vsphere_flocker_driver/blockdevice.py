@@ -19,10 +19,10 @@ from ._logging import (
     DETACH_VOLUME, GET_DEVICE_PATH, INCOMPLETE_DISK_REMOVED, LIST_VOLUMES,
     RACE_LOST, log_message,
 )
-from .devices import find_disk, normalise_disk_uuid
 from .errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume,
-    DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled, NodeNotFound,
+    DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled,
+    NodeIdentityUnknown, NodeNotFound,
     UnknownProfile, VirtualMachineNotFound,
 )
 from .flocker_api import (
@@ -82,23 +82,6 @@ class VsphereBlockDeviceAPI(object):
         self._instance_id = None
         self._instance_lock = threading.Lock()
 
-    # -- for operators' tools ----------------------------------------------------
-
-    @property
-    def config(self):
-        """The validated ``VsphereConfiguration``."""
-        return self._config
-
-    @property
-    def operations(self):
-        """The ``IVsphereOperations`` this backend uses."""
-        return self._operations
-
-    @property
-    def layout(self):
-        """This cluster's ``ClusterLayout`` on the datastores."""
-        return self._layout
-
     # -- finding things --------------------------------------------------------
 
     def disk_of(self, blockdevice_id):
@@ -115,14 +98,9 @@ class VsphereBlockDeviceAPI(object):
                     return disk
         raise UnknownVolume(_as_text(blockdevice_id))
 
-    def _holder(self, path, vms):
-        """The VM holding the disk ``path`` and its device, or ``(None, None)``."""
-        file_name = text_type(path)
-        for vm in vms:
-            device = find_disk(vm.devices, file_name)
-            if device is not None:
-                return vm, device
-        return None, None
+    def _attachments(self):
+        """Who holds which of this cluster's disks, and every VM, now."""
+        return self._operations.attachments(self._layout)
 
     @staticmethod
     def _volume(disk, attached_to=None):
@@ -150,24 +128,34 @@ class VsphereBlockDeviceAPI(object):
         with self._instance_lock:
             if self._instance_id is None:
                 with COMPUTE_INSTANCE_ID() as action:
-                    self._instance_id = self._find_instance_id()
+                    vm = self.node_vm()
+                    if not self._operations.disk_uuid_enabled(vm):
+                        raise DiskUUIDNotEnabled(vm.name)
+                    self._instance_id = vm.instance_uuid
                     action.add_success_fields(node_id=self._instance_id)
             return self._instance_id
 
-    def _find_instance_id(self):
+    def node_vm(self):
+        """
+        The VM this node runs in: the one VM with this guest's BIOS UUID (as
+        ``product_serial``, else ``product_uuid`` in either byte order gives
+        it).  Not cached: ``compute_instance_id`` keeps the answer.
+
+        :raises NodeNotFound: the BIOS UUID cannot be read, or no VM has it.
+        :raises AmbiguousInstance: several VMs have it.
+        :returns VirtualMachineRecord:
+        """
         try:
             candidates = self._guest.bios_uuids()
         except GuestIdentityUnknown as error:
-            raise NodeNotFound(self, text_type(error))
+            raise NodeIdentityUnknown(self, text_type(error))
         for bios_uuid in candidates:
             vms = self._operations.find_vms_by_bios_uuid(bios_uuid)
             if len(vms) > 1:
                 raise AmbiguousInstance(
                     self, bios_uuid, sorted(vm.name for vm in vms))
             if vms:
-                if not self._operations.disk_uuid_enabled(vms[0]):
-                    raise DiskUUIDNotEnabled(vms[0].name)
-                return vms[0].instance_uuid
+                return vms[0]
         raise NodeNotFound(self, (
             "no virtual machine in datacenter {} has BIOS UUID {}; is this "
             "node a VM of that datacenter?").format(
@@ -215,7 +203,7 @@ class VsphereBlockDeviceAPI(object):
                 # earlier creation stopped half-way.  Clear it and create.
                 if self._operations.search_disks(self._layout, dataset_id):
                     raise
-                if self._holder(path, self._operations.virtual_machines())[0]:
+                if self._attachments().holder(path) is not None:
                     # Whatever it is, a VM uses it: never deleted.
                     raise
                 self._operations.remove_disk_files(path)
@@ -262,10 +250,10 @@ class VsphereBlockDeviceAPI(object):
         """
         with DESTROY_VOLUME(blockdevice_id=blockdevice_id):
             disk = self.disk_of(blockdevice_id)
-            holder, _ = self._holder(disk.path, self._operations.virtual_machines())
+            holder = self._attachments().holder(disk.path)
             if holder is not None:
                 raise AttachedVolumeNotDestroyed(
-                    _as_text(blockdevice_id), holder.instance_uuid)
+                    _as_text(blockdevice_id), holder.vm.instance_uuid)
             try:
                 deleted = self._operations.delete_disk(disk.path)
             except DiskLocked:
@@ -288,25 +276,23 @@ class VsphereBlockDeviceAPI(object):
         """
         with ATTACH_VOLUME(blockdevice_id=blockdevice_id, attach_to=attach_to):
             disk = self.disk_of(blockdevice_id)
-            vms = self._operations.virtual_machines()
-            holder, _ = self._holder(disk.path, vms)
-            if holder is not None:
+            attachments = self._attachments()
+            if attachments.holder(disk.path) is not None:
                 raise AlreadyAttachedVolume(_as_text(blockdevice_id))
-            target = [vm for vm in vms
-                      if vm.instance_uuid == text_type(attach_to).lower()]
-            if not target:
+            target = attachments.vm(text_type(attach_to).lower())
+            if target is None:
                 raise VirtualMachineNotFound(attach_to)
             profile = self._config.profiles.get(disk.profile)
             try:
                 self._operations.attach_disk(
-                    target[0], disk.path, disk.size // 1024,
+                    target, disk.path, disk.size // 1024,
                     self._config.scsi_controller_type,
                     profile.storage_policy if profile is not None else None)
             except DiskLocked:
                 raise AlreadyAttachedVolume(_as_text(blockdevice_id))
             except DiskGone:
                 raise UnknownVolume(_as_text(blockdevice_id))
-            self._keep_only_one_holder(blockdevice_id, disk, target[0])
+            self._keep_only_one_holder(blockdevice_id, disk, target)
             return self._volume(disk, attached_to=attach_to)
 
     def _keep_only_one_holder(self, blockdevice_id, disk, vm):
@@ -316,13 +302,11 @@ class VsphereBlockDeviceAPI(object):
         disk on two VMs after attaching detaches its own: a disk is never
         left attached twice.
         """
-        file_name = text_type(disk.path)
-        holders = [holder for holder in self._operations.virtual_machines()
-                   if find_disk(holder.devices, file_name) is not None]
+        holders = self._attachments().holders(disk.path)
         if len(holders) > 1:
-            mine = [holder for holder in holders if holder.ref == vm.ref]
-            for holder in mine:
-                self._operations.detach_disk(holder, disk.path)
+            for holder in holders:
+                if holder.vm.instance_uuid == vm.instance_uuid:
+                    self._operations.detach_disk(holder.vm, disk.path)
             log_message(RACE_LOST, blockdevice_id=blockdevice_id,
                         reason="another node attached the volume")
             raise AlreadyAttachedVolume(_as_text(blockdevice_id))
@@ -336,29 +320,32 @@ class VsphereBlockDeviceAPI(object):
         """
         with DETACH_VOLUME(blockdevice_id=blockdevice_id):
             disk = self.disk_of(blockdevice_id)
-            holder, device = self._holder(
-                disk.path, self._operations.virtual_machines())
+            holder = self._attachments().holder(disk.path)
             if holder is None:
                 raise UnattachedVolume(_as_text(blockdevice_id))
-            if self._is_this_node(holder):
+            if self._is_this_node(holder.vm):
                 # The guest flushes and lets go of the device first, so the
                 # kernel does not keep a dead disk.
-                self._guest.release_disk(self._disk_uuid(disk.path, device))
+                self._guest.release_disk(
+                    self._disk_uuid(blockdevice_id, holder))
             try:
-                self._operations.detach_disk(holder, disk.path)
+                self._operations.detach_disk(holder.vm, disk.path)
             except DiskGone:
                 raise UnattachedVolume(_as_text(blockdevice_id))
 
-    def _disk_uuid(self, path, device):
+    def _disk_uuid(self, blockdevice_id, attachment):
         """
-        The disk's UUID as the guest sees it (32 hex digits): the attached
-        device's ``backing.uuid``, or the disk's own where vCenter leaves
-        that unset.
+        The attached disk's UUID as the guest sees it (32 hex digits): as
+        its VM reports it, or the disk's own where vCenter leaves that unset.
+
+        :raises UnknownVolume: the disk is gone (another node destroyed it).
         """
-        uuid = getattr(device.backing, "uuid", None)
-        if not uuid:
-            uuid = self._operations.disk_uuid(path)
-        return normalise_disk_uuid(uuid)
+        if attachment.disk_uuid is not None:
+            return attachment.disk_uuid
+        try:
+            return self._operations.disk_uuid(attachment.path)
+        except DiskGone:
+            raise UnknownVolume(_as_text(blockdevice_id))
 
     def _is_this_node(self, vm):
         """
@@ -379,13 +366,9 @@ class VsphereBlockDeviceAPI(object):
             disks = self._operations.search_disks(self._layout)
             holders = {}
             if disks:
-                for vm in self._operations.virtual_machines():
-                    for device in vm.devices:
-                        file_name = getattr(getattr(device, "backing", None),
-                                            "fileName", None)
-                        if file_name:
-                            holders[file_name] = vm.instance_uuid
-            volumes = [self._volume(disk, holders.get(text_type(disk.path)))
+                for held in self._attachments().disks:
+                    holders[held.path] = held.vm.instance_uuid
+            volumes = [self._volume(disk, holders.get(disk.path))
                        for disk in disks]
             action.add_success_fields(count=len(volumes))
             return volumes
@@ -400,11 +383,11 @@ class VsphereBlockDeviceAPI(object):
         """
         with GET_DEVICE_PATH(blockdevice_id=blockdevice_id) as action:
             disk = self.disk_of(blockdevice_id)
-            holder, device = self._holder(
-                disk.path, self._operations.virtual_machines())
-            if holder is None or holder.instance_uuid != self.compute_instance_id():
+            holder = self._attachments().holder(disk.path)
+            if (holder is None
+                    or holder.vm.instance_uuid != self.compute_instance_id()):
                 raise UnattachedVolume(_as_text(blockdevice_id))
-            disk_uuid = self._disk_uuid(disk.path, device)
+            disk_uuid = self._disk_uuid(blockdevice_id, holder)
             try:
                 path = self._guest.device_for_disk(
                     disk_uuid, self._config.device_timeout)

@@ -7,6 +7,13 @@ whose privileges are checked).  A check that needs an earlier one to have
 passed (no login, no privileges to check) is reported as skipped, so that
 one cause is named once, at its own line.  Nothing here prints and nothing
 changes anything in vCenter.
+
+Every verdict that the agent's start-up or its operations also reach comes
+from the same code: the backend is built by the composition root
+(``assembly``) from agent.yml as the agent loads it, the datacenter,
+datastores and storage policies are found and judged by its
+``InventoryLookup``, this node's VM by the backend's own ``node_vm`` and
+``compute_instance_id``.  A check turns their exception into its FAIL line.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
@@ -19,16 +26,13 @@ from pyrsistent import PClass, field
 from pyVmomi import vmodl
 
 from ._compat import text_type, to_text
-from .agent import backend_description, load_agent_config
-from .config import configuration_from_dataset
-from .devices import free_slot
+from .assembly import BACKEND_NAME, assembly_from_agent_config
 from .errors import (
-    AgentConfigError, ConfigurationError, VCenterError, VCenterUnavailable,
+    AgentConfigError, AmbiguousInstance, ConfigurationError,
+    DatastoreUnusable, DiskUUIDNotEnabled, DriverError, NodeIdentityUnknown,
+    NodeNotFound, VCenterUnavailable,
 )
-from .guest import GuestIdentityUnknown, SysfsGuest
-from .layout import ClusterLayout
-from .operations import VsphereOperations
-from .vcenter import VCenter, ssl_context
+from .vcenter import fault_message, ssl_context
 
 PASS = "PASS"
 WARN = "WARN"
@@ -100,12 +104,13 @@ class CheckContext(object):
         self.cluster_id_problem = cluster_id_problem
         self.guest_root = guest_root
         self.passed = set()
-        self.config = None
-        self.vcenter = None
-        self.operations = None
-        self.datacenter = None
-        self.datastores = {}
+        self.assembly = None
         self.vm = None
+
+    @property
+    def config(self):
+        """The backend's ``VsphereConfiguration``."""
+        return self.assembly.config
 
     def need(self, *checks):
         """Raise ``_Skipped`` unless every one of ``checks`` passed."""
@@ -114,40 +119,29 @@ class CheckContext(object):
                 raise _Skipped(check)
 
     def close(self):
-        if self.vcenter is not None:
-            self.vcenter.close()
+        if self.assembly is not None:
+            self.assembly.close()
 
 
 def check_configuration(context):
     """agent.yml loads as the agent loads it, and its dataset keys are valid."""
     name = "configuration"
-    try:
-        agent_config = load_agent_config(context.config_path)
-        dataset = dict(agent_config["dataset"])
-        backend = to_text(dataset.pop("backend")).strip()
-        backend_description(backend, path=context.config_path)
-    except AgentConfigError as error:
-        return _result(name, FAIL, error, "correct the file; agent.yml.example "
-                       "lists and explains every key")
     if context.cluster_id is None:
         return _result(name, FAIL, context.cluster_id_problem,
                        "give --cluster-id, or run on a node of the cluster")
     try:
-        config = configuration_from_dataset(context.cluster_id, dataset)
+        context.assembly = assembly_from_agent_config(
+            context.config_path, context.cluster_id,
+            guest_root=context.guest_root)
+    except AgentConfigError as error:
+        return _result(name, FAIL, error, "correct the file; agent.yml.example "
+                       "lists and explains every key")
     except ConfigurationError as error:
         return _result(name, FAIL, error,
                        "correct key {} in {}".format(error.key or "dataset",
                                                      context.config_path))
-    context.config = config
-    # Storage policies are checked on their own line: the other lookups must
-    # not depend on them.
-    unpolicied = config.set(profiles=dict(
-        (key, profile.set(storage_policy=None))
-        for key, profile in config.profiles.items()))
-    context.vcenter = VCenter(config)
-    context.operations = VsphereOperations(context.vcenter, unpolicied)
     return _result(name, PASS, "{} is valid (backend {}, cluster {})".format(
-        context.config_path, backend, config.cluster_id))
+        context.config_path, BACKEND_NAME, context.config.cluster_id))
 
 
 def check_reachable(context):
@@ -189,7 +183,7 @@ def _server_fingerprint(config, algorithm="sha256"):
 
 def check_certificate(context):
     """vCenter's certificate is verified, or the operator is told it is not."""
-    context.need("vCenter reachable")
+    context.need("reachable")
     config = context.config
     name = "certificate"
     if not config.ssl_verify_cert and config.ssl_thumbprint is None:
@@ -227,7 +221,7 @@ def check_login(context):
     """vCenter accepts the configured user and password."""
     context.need("certificate")
     try:
-        context.vcenter.content()
+        context.assembly.vcenter.content()
     except VCenterUnavailable as error:
         return _result("login", FAIL, error.reason,
                        "correct username and password (or password_file)")
@@ -239,12 +233,10 @@ def check_datacenter(context):
     """The configured datacenter exists."""
     context.need("login")
     try:
-        context.datacenter, properties = context.vcenter.find_datacenter(
-            context.config.datacenter_name)
+        context.assembly.lookup.datacenter()
     except ConfigurationError as error:
         return _result("datacenter", FAIL, error.problem,
                        "set datacenter_name to one of the datacenters found")
-    context.datastores = context.vcenter.find_datastores(properties["datastore"])
     return _result("datacenter", PASS, "found {}".format(
         context.config.datacenter_name))
 
@@ -255,60 +247,46 @@ def _profiles_on(config, datastore):
 
 
 def check_datastores(context):
-    """Every datastore a profile names exists in the datacenter and is accessible."""
+    """
+    Every datastore a profile names is one the driver can use: the very
+    rule that stops the agent at start-up.
+    """
     context.need("datacenter")
     config = context.config
     results = []
     for name in config.datastores:
         check = "datastore {}".format(name)
         users = ", ".join(_profiles_on(config, name))
-        if name not in context.datastores:
-            results.append(_result(check, FAIL, (
-                "no datastore named '{}' in datacenter {} (found: {}); "
-                "profiles {} use it").format(
-                    name, config.datacenter_name,
-                    ", ".join(sorted(context.datastores)) or "none", users),
-                "correct datastore_name or the profiles' datastore keys"))
-            continue
-        properties = context.datastores[name][1]
-        if properties.get("summary.accessible") is False:
-            results.append(_result(check, FAIL, "the datastore is not accessible",
-                                   "bring the datastore back (host connection, "
-                                   "storage) or choose another"))
+        try:
+            context.assembly.lookup.datastore(name)
+        except DatastoreUnusable as error:
+            results.append(_result(check, FAIL, "{} (profiles {})".format(
+                error.problem, users), error.fix))
             continue
         results.append(_result(check, PASS, "found (profiles {})".format(users)))
-    if all(result.status == PASS for result in results):
-        context.passed.add("datastores")
     return results
 
 
 def check_storage_policies(context):
     """Every storage policy a profile names exists."""
     context.need("login")
-    config = context.config
-    wanted = sorted(set(profile.storage_policy
-                        for profile in config.profiles.values()
-                        if profile.storage_policy is not None))
-    if not wanted:
+    try:
+        found = context.assembly.lookup.storage_policies()
+    except ConfigurationError as error:
+        return _result("storage policies", FAIL, error.problem,
+                       "correct the profiles' storage_policy keys")
+    if not found:
         return _result("storage policies", PASS,
                        "no profile names a storage policy")
-    known = context.vcenter.storage_policies()
-    missing = [policy for policy in wanted if policy not in known]
-    if missing:
-        return _result("storage policies", FAIL, (
-            "no storage policy named {} in vCenter (found: {})").format(
-                ", ".join(repr(policy) for policy in missing),
-                ", ".join(sorted(known)) or "none"),
-            "correct the profiles' storage_policy keys")
-    return _result("storage policies", PASS, "found {}".format(", ".join(wanted)))
+    return _result("storage policies", PASS, "found {}".format(
+        ", ".join(sorted(found))))
 
 
 def check_volume_folders(context):
     """The cluster's folder exists on each datastore, or can be created there."""
     context.need("datastores")
     config = context.config
-    layout = ClusterLayout(volume_folder=config.volume_folder,
-                           cluster_id=config.cluster_id)
+    layout = context.assembly.layout
     results = []
     for datastore in config.datastores:
         folder = layout.folder(datastore)
@@ -316,7 +294,7 @@ def check_volume_folders(context):
         top = folder.set(path=config.volume_folder)
         blocking = None
         for path in (top, folder):
-            entry = context.operations.folder_entry(path)
+            entry = context.assembly.operator.folder_entry(path)
             if entry == "file":
                 blocking = path
                 break
@@ -339,61 +317,60 @@ def check_volume_folders(context):
 
 def check_node(context):
     """This node's VM is found by its BIOS UUID, and only one VM has it."""
-    # The lookup goes through the datastores' inventory, as the driver's.
-    context.need("datacenter", "datastores")
+    context.need("datacenter")
     name = "this node's VM"
     try:
-        candidates = SysfsGuest(context.guest_root).bios_uuids()
-    except GuestIdentityUnknown as error:
+        context.vm = context.assembly.api.node_vm()
+    except NodeIdentityUnknown as error:
         return _result(name, FAIL, error, "run the command as root on a node VM")
-    for bios_uuid in candidates:
-        vms = context.operations.find_vms_by_bios_uuid(bios_uuid)
-        if len(vms) > 1:
-            return _result(name, FAIL, "{} VMs have BIOS UUID {}: {}".format(
-                len(vms), bios_uuid, ", ".join(sorted(vm.name for vm in vms))),
-                "give each cloned VM a unique BIOS UUID (uuid.bios) so that "
-                "volumes never go to the wrong one")
-        if vms:
-            context.vm = vms[0]
-            return _result(name, PASS, "{} (node id {})".format(
-                vms[0].name, vms[0].instance_uuid))
-    return _result(name, FAIL, "no VM in datacenter {} has BIOS UUID {}".format(
-        context.config.datacenter_name, " or ".join(candidates)),
-        "run this on a node VM of that datacenter, or correct datacenter_name")
+    except AmbiguousInstance as error:
+        return _result(name, FAIL, error, "give each cloned VM a unique BIOS "
+                       "UUID (uuid.bios) so that volumes never go to the "
+                       "wrong one")
+    except NodeNotFound as error:
+        return _result(name, FAIL, error, "run this on a node VM of that "
+                       "datacenter, or correct datacenter_name")
+    return _result(name, PASS, "{} (node id {})".format(
+        context.vm.name, context.vm.instance_uuid))
 
 
 def check_disk_uuid(context):
     """``disk.EnableUUID`` is TRUE on this node's VM."""
-    context.need("this node's VM")
-    if context.operations.disk_uuid_enabled(context.vm):
-        return _result("disk.EnableUUID", PASS, "TRUE on {}".format(
-            context.vm.name))
-    return _result("disk.EnableUUID", FAIL, (
-        "not TRUE on {}: the guest cannot see its disks' UUIDs, so no "
-        "volume's device would ever be found").format(context.vm.name),
-        "set disk.EnableUUID = TRUE (VM Options, Advanced, Configuration "
-        "Parameters) and power-cycle the VM")
+    context.need("node")
+    try:
+        context.assembly.api.compute_instance_id()
+    except DiskUUIDNotEnabled as error:
+        return _result("disk.EnableUUID", FAIL, (
+            "not TRUE on {}: the guest cannot see its disks' UUIDs, so no "
+            "volume's device would ever be found").format(error.vm),
+            "set disk.EnableUUID = TRUE (VM Options, Advanced, Configuration "
+            "Parameters) and power-cycle the VM")
+    return _result("disk.EnableUUID", PASS, "TRUE on {}".format(
+        context.vm.name))
 
 
 def check_privileges(context):
     """The user holds each privilege the driver needs on what it touches."""
     context.need("datacenter")
     config = context.config
+    lookup = context.assembly.lookup
     objects = [("datacenter {}".format(config.datacenter_name),
-                context.datacenter, DATACENTER_PRIVILEGES)]
+                lookup.datacenter().ref, DATACENTER_PRIVILEGES)]
+    found = lookup.all_datastores()
     for name in config.datastores:
-        if name in context.datastores:
-            objects.append(("datastore {}".format(name),
-                            context.datastores[name][0], DATASTORE_PRIVILEGES))
+        if name in found:
+            objects.append(("datastore {}".format(name), found[name].ref,
+                            DATASTORE_PRIVILEGES))
     if context.vm is not None:
         objects.append(("VM {}".format(context.vm.name), context.vm.ref,
                         VM_PRIVILEGES + tuple(sorted(OPTIONAL_PRIVILEGES))))
     if any(profile.storage_policy for profile in config.profiles.values()):
         objects.append(("vCenter (storage policies)",
-                        context.vcenter.content().rootFolder, POLICY_PRIVILEGES))
+                        context.assembly.vcenter.content().rootFolder,
+                        POLICY_PRIVILEGES))
     wanted = sorted(set(privilege for _, _, privileges in objects
                         for privilege in privileges))
-    missing = context.operations.missing_privileges(
+    missing = context.assembly.operator.missing_privileges(
         [entity for _, entity, _ in objects], wanted)
     results = []
     for label, entity, privileges in objects:
@@ -420,8 +397,8 @@ def check_privileges(context):
 
 def check_scsi_slot(context):
     """This node's VM has room for another disk."""
-    context.need("this node's VM")
-    slot = free_slot(context.vm.devices)
+    context.need("node")
+    slot = context.assembly.operator.free_slot(context.vm)
     name = "free SCSI slot"
     if slot is None:
         return _result(name, FAIL, (
@@ -436,20 +413,21 @@ def check_scsi_slot(context):
         unit, controller))
 
 
-#: Every check, in order, with the name its skipped line shows.
+#: Every check, in order: ``(identifier, label, function)``.  Checks need
+#: each other by identifier; the label is what a skipped line shows.
 CHECKS = (
-    ("configuration", check_configuration),
-    ("vCenter reachable", check_reachable),
-    ("certificate", check_certificate),
-    ("login", check_login),
-    ("datacenter", check_datacenter),
-    ("datastores", check_datastores),
-    ("storage policies", check_storage_policies),
-    ("volume folder", check_volume_folders),
-    ("this node's VM", check_node),
-    ("disk.EnableUUID", check_disk_uuid),
-    ("privileges", check_privileges),
-    ("free SCSI slot", check_scsi_slot),
+    ("configuration", "configuration", check_configuration),
+    ("reachable", "vCenter reachable", check_reachable),
+    ("certificate", "certificate", check_certificate),
+    ("login", "login", check_login),
+    ("datacenter", "datacenter", check_datacenter),
+    ("datastores", "datastores", check_datastores),
+    ("storage_policies", "storage policies", check_storage_policies),
+    ("volume_folders", "volume folder", check_volume_folders),
+    ("node", "this node's VM", check_node),
+    ("disk_uuid", "disk.EnableUUID", check_disk_uuid),
+    ("privileges", "privileges", check_privileges),
+    ("scsi_slot", "free SCSI slot", check_scsi_slot),
 )
 
 
@@ -458,24 +436,26 @@ def run_checks(context, checks=CHECKS):
     Run ``checks`` in order, yielding each ``CheckResult`` as it is known.
 
     A check that passes (all its lines) is recorded in ``context.passed``
-    under its name, for the checks that need it.
+    under its identifier, for the checks that need it.
     """
-    for name, check in checks:
+    labels = dict((identifier, label) for identifier, label, _ in checks)
+    for identifier, name, check in checks:
         try:
             outcome = check(context)
         except _Skipped as skipped:
             yield _result(name, SKIP, "not checked: {} did not pass".format(
-                skipped.args[0]))
+                labels.get(skipped.args[0], skipped.args[0])))
             continue
-        except (ConfigurationError, VCenterError, vmodl.MethodFault,
+        except (ConfigurationError, DriverError, vmodl.MethodFault,
                 socket.error, ssl.SSLError, ssl.CertificateError) as error:
             # vCenter answered in a way the check did not foresee: say so on
             # the check's own line and go on with the others.
-            yield _result(name, FAIL, getattr(error, "msg", None) or error,
+            yield _result(name, FAIL, fault_message(error)
+                          if isinstance(error, vmodl.MethodFault) else error,
                           "correct the cause named, then check again")
             continue
         results = outcome if isinstance(outcome, list) else [outcome]
         if all(result.status in (PASS, WARN) for result in results):
-            context.passed.add(name)
+            context.passed.add(identifier)
         for result in results:
             yield result

@@ -29,10 +29,10 @@ import bitmath
 from pyVmomi import vmodl
 
 from ._compat import PY2, native_string, text_type, to_text
-from .agent import api_from_agent_config
+from .assembly import assembly_from_agent_config
 from .checks import FAIL, PASS, SKIP, WARN, CheckContext, run_checks
 from .errors import (
-    AgentConfigError, ConfigurationError, UnknownProfile, VCenterError,
+    AgentConfigError, ConfigurationError, DriverError, UnknownProfile,
 )
 from .flocker_api import (
     AlreadyAttachedVolume, UnattachedVolume, UnknownInstanceID, UnknownVolume,
@@ -40,6 +40,7 @@ from .flocker_api import (
 )
 from .guest import GuestIdentityUnknown
 from .orphans import find_orphans, repair, volume_rows
+from .vcenter import fault_message
 
 PROGRAM = "vsphere-flocker"
 DEFAULT_CONFIG = "/etc/flocker/agent.yml"
@@ -238,10 +239,14 @@ def _cluster_id(options):
     return cluster_id_from_certificate(options.node_certificate)
 
 
-def _api(options):
-    """The backend, built from agent.yml exactly as the agent builds it."""
-    return api_from_agent_config(options.config, _cluster_id(options),
-                                 guest_root=options.guest_root)
+def _assembly(options):
+    """
+    The backend and its parts, built from agent.yml exactly as the agent
+    builds them, and checked against vCenter as at the agent's start-up.
+    """
+    return assembly_from_agent_config(
+        options.config, _cluster_id(options),
+        guest_root=options.guest_root).validate()
 
 
 def _row_data(row):
@@ -273,8 +278,8 @@ def _show_volumes(out, rows):
          row.power_state or "-"] for row in rows])
 
 
-def _find_row(api, blockdevice_id):
-    for row in volume_rows(api):
+def _find_row(driver, blockdevice_id):
+    for row in volume_rows(driver):
         if row.blockdevice_id == blockdevice_id:
             return row
     raise UnknownVolume(to_text(blockdevice_id))
@@ -315,10 +320,10 @@ def command_check(options, out):
 
 
 def command_list(options, out):
-    api = _api(options)
-    rows = volume_rows(api)
+    driver = _assembly(options)
+    rows = volume_rows(driver)
     if not rows and not out.json:
-        out.note("No volumes in cluster {}.".format(api.config.cluster_id))
+        out.note("No volumes in cluster {}.".format(driver.config.cluster_id))
         return 0
     _show_volumes(out, rows)
     return 0
@@ -334,8 +339,9 @@ def command_create(options, out):
         except ValueError:
             raise UsageError("--dataset-id '{}' is not a UUID".format(
                 options.dataset_id))
-    api = _api(options)
-    profile = options.profile or api.config.default_profile
+    driver = _assembly(options)
+    api = driver.api
+    profile = options.profile or driver.config.default_profile
     with out.progress("Creating a {} volume (profile {})".format(
             human_size(size), profile)):
         try:
@@ -344,34 +350,37 @@ def command_create(options, out):
             if isinstance(error, UnknownProfile):
                 raise
             raise UsageError(to_text(error))
-    _show_volumes(out, [_find_row(api, volume.blockdevice_id)])
+    _show_volumes(out, [_find_row(driver, volume.blockdevice_id)])
     return 0
 
 
 def command_attach(options, out):
-    api = _api(options)
+    driver = _assembly(options)
+    api = driver.api
     node = options.node or api.compute_instance_id()
     with out.progress("Attaching volume {}".format(options.blockdevice_id)):
         api.attach_volume(options.blockdevice_id, node)
-    _show_volumes(out, [_find_row(api, options.blockdevice_id)])
+    _show_volumes(out, [_find_row(driver, options.blockdevice_id)])
     return 0
 
 
 def command_detach(options, out):
-    api = _api(options)
-    row = _find_row(api, options.blockdevice_id)
+    driver = _assembly(options)
+    api = driver.api
+    row = _find_row(driver, options.blockdevice_id)
     if row.vm_id is None:
         raise UnattachedVolume(row.blockdevice_id)
     with out.progress("Detaching volume {} from {}".format(
             row.blockdevice_id, row.vm_name)):
         api.detach_volume(row.blockdevice_id)
-    _show_volumes(out, [_find_row(api, row.blockdevice_id)])
+    _show_volumes(out, [_find_row(driver, row.blockdevice_id)])
     return 0
 
 
 def command_destroy(options, out):
-    api = _api(options)
-    row = _find_row(api, options.blockdevice_id)
+    driver = _assembly(options)
+    api = driver.api
+    row = _find_row(driver, options.blockdevice_id)
     if row.vm_id is not None:
         raise CommandError(
             "Volume {} is attached to VM {} ({}); detach it first "
@@ -393,11 +402,12 @@ def command_destroy(options, out):
 
 
 def command_path(options, out):
-    api = _api(options)
+    driver = _assembly(options)
+    api = driver.api
     try:
         path = api.get_device_path(options.blockdevice_id)
     except UnattachedVolume:
-        row = _find_row(api, options.blockdevice_id)
+        row = _find_row(driver, options.blockdevice_id)
         raise CommandError("Volume {} is not attached to this node ({}){}".format(
             row.blockdevice_id, api.compute_instance_id(),
             "; it is attached to VM {} ({})".format(row.vm_name, row.vm_id)
@@ -417,13 +427,13 @@ def _finding_data(finding):
 
 
 def command_orphans(options, out):
-    api = _api(options)
+    driver = _assembly(options)
     with out.progress("Searching the cluster's folders"):
-        findings = find_orphans(api)
+        findings = find_orphans(driver)
     done = []
     if options.repair:
         with out.progress("Repairing what is safe to repair"):
-            done = repair(api, findings)
+            done = repair(driver, findings)
     if out.json:
         out.data({"findings": [_finding_data(f) for f in findings],
                   "repaired": [dict(_finding_data(f), done=what)
@@ -431,7 +441,7 @@ def command_orphans(options, out):
         return 0
     if not findings:
         out.say("Nothing left over in cluster {}'s folders, and no volume on "
-                "a powered-off VM.".format(api.config.cluster_id))
+                "a powered-off VM.".format(driver.config.cluster_id))
         return 0
     out.table(["KIND", "PATH", "DETAIL"],
               [[f.kind, f.path, f.detail] for f in findings])
@@ -452,7 +462,7 @@ def command_orphans(options, out):
 
 
 def command_demo(options, out):
-    from . import demo
+    from .testtools import demo
     return demo.run()
 
 
@@ -552,12 +562,11 @@ def _sentence(error):
         return "Unknown storage profile '{}': configured are {}".format(
             error.profile, ", ".join(error.known))
     if isinstance(error, (CommandError, AgentConfigError, ConfigurationError,
-                          VCenterError, VolumeException, UnknownInstanceID,
+                          DriverError, VolumeException, UnknownInstanceID,
                           UnknownProfile, GuestIdentityUnknown)):
         return to_text(str(error))
     if isinstance(error, vmodl.MethodFault):
-        return "vCenter refused: {}".format(
-            getattr(error, "msg", None) or type(error).__name__)
+        return "vCenter refused: {}".format(fault_message(error))
     return None
 
 

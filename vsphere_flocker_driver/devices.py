@@ -64,9 +64,13 @@ def find_disk(devices, file_name):
     return None
 
 
-def disk_file_names(devices):
-    """The backing file names of every disk among ``devices``."""
-    return [device.backing.fileName for device in devices or ()
+def attached_disks(devices):
+    """
+    ``(backing file name, backing UUID or None)`` of every disk among
+    ``devices``.
+    """
+    return [(device.backing.fileName, getattr(device.backing, "uuid", None))
+            for device in devices or ()
             if isinstance(device, vim.vm.device.VirtualDisk)
             and getattr(device.backing, "fileName", None)]
 

@@ -3,41 +3,134 @@ The project's own exceptions, each with the structured facts an operator needs.
 
 Flocker's contract exceptions (``UnknownVolume`` and friends) come from
 ``flocker_api``; these cover what the contract leaves open: configuration,
-vCenter itself, and tasks.
+vCenter itself, disks, and tasks; vSphere's own faults (``vim.fault.*``)
+reach callers as pyVmomi raises them, from calls and tasks alike.
+
+Each class names its constructor's parameters in ``_fields`` (they become its
+attributes) and its message in ``_message``, a ``str.format`` template over
+them; ``Formatted`` writes the constructor and the text once, for both
+interpreters.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-from six import python_2_unicode_compatible
-
+from ._compat import python_2_unicode_compatible, to_text
 from .flocker_api import UnknownInstanceID, VolumeException
 
 
+def _bind(name, fields, defaults, args, kwargs):
+    """
+    Match a constructor's arguments to its parameters, as Python would.
+
+    :returns: a dict of every parameter's value.
+    :raises TypeError: too many, too few, or unknown arguments.
+    """
+    if len(args) > len(fields):
+        raise TypeError("{}() takes {} arguments ({} given)".format(
+            name, len(fields), len(args)))
+    values = dict(zip(fields, args))
+    for key, value in kwargs.items():
+        if key not in fields:
+            raise TypeError("{}() got an unexpected keyword argument {!r}".format(
+                name, key))
+        if key in values:
+            raise TypeError("{}() got multiple values for argument {!r}".format(
+                name, key))
+        values[key] = value
+    for key in fields:
+        if key not in values:
+            if key not in defaults:
+                raise TypeError("{}() missing argument {!r}".format(name, key))
+            values[key] = defaults[key]
+    return values
+
+
 @python_2_unicode_compatible
-class ConfigurationError(ValueError):
+class Formatted(object):
+    """
+    Mixin of every exception here: parameters become attributes, the message
+    is ``_message`` formatted with them, as text on both interpreters.
+
+    A subclass sets ``_fields`` (the parameters, in order) and ``_message``;
+    ``_defaults`` for parameters that may be left out; ``_args`` when the base
+    exception is given fewer than all of them (its ``args``); and overrides
+    ``_text`` when the message depends on the values.
+    """
+    #: The constructor's parameters, in order; each becomes an attribute.
+    _fields = ()
+    #: Values of the parameters that may be left out, by name.
+    _defaults = {}
+    #: The parameters handed to the base exception (``None``: all of them).
+    _args = None
+    #: The message: a ``str.format`` template over ``_fields``.
+    _message = ""
+
+    def __init__(self, *args, **kwargs):
+        if not self._fields:
+            # A bare base class (``DriverError("...")``): a plain exception.
+            super(Formatted, self).__init__(*args, **kwargs)
+            return
+        values = _bind(type(self).__name__, self._fields, self._defaults,
+                       args, kwargs)
+        for name in self._fields:
+            setattr(self, name, values[name])
+        passed = self._fields if self._args is None else self._args
+        super(Formatted, self).__init__(*[values[name] for name in passed])
+
+    def _values(self):
+        """The attributes the message may name."""
+        return dict((name, getattr(self, name)) for name in self._fields)
+
+    def _text(self):
+        """The message, as text."""
+        if not self._fields:
+            # As ``Exception`` shows its arguments.
+            if len(self.args) == 1:
+                return to_text(self.args[0])
+            return to_text(self.args) if self.args else ""
+        return self._message.format(**self._values())
+
+    def __str__(self):
+        return self._text()
+
+
+class DriverError(Formatted, Exception):
+    """Base class of this driver's own errors."""
+
+
+class ConfigurationError(Formatted, ValueError):
     """
     The ``dataset`` section of agent.yml is wrong.
 
     :ivar text key: The key at fault (``None`` when the whole section is).
     :ivar text problem: What is wrong, as one sentence.
     """
-    def __init__(self, key, problem):
-        ValueError.__init__(self, key, problem)
-        self.key = key
-        self.problem = problem
+    _fields = ("key", "problem")
+    _message = "Invalid vSphere backend configuration, key {key!s}: {problem}"
 
-    def __str__(self):
+    def _text(self):
         if self.key is None:
             return "Invalid vSphere backend configuration: {}".format(self.problem)
-        return "Invalid vSphere backend configuration, key {!s}: {}".format(
-            self.key, self.problem)
+        return Formatted._text(self)
 
 
-class VCenterError(Exception):
+class DatastoreUnusable(ConfigurationError):
+    """
+    A datastore the configuration names cannot hold volumes: vCenter lacks
+    it, it is inaccessible, or the driver does not support its type.
+
+    :ivar text fix: What to do about it, as one sentence.
+    """
+    _fields = ("key", "problem", "fix")
+    _args = ("key", "problem")
+    _message = ("Invalid vSphere backend configuration, key {key!s}: "
+                "{problem}; {fix}")
+
+
+class VCenterError(DriverError):
     """Base class of errors in talking to vCenter."""
 
 
-@python_2_unicode_compatible
 class VCenterUnavailable(VCenterError):
     """
     vCenter could not be reached, or refused the TLS handshake or the login.
@@ -47,40 +140,12 @@ class VCenterUnavailable(VCenterError):
     :ivar text reason: Why, as one sentence.
     :ivar bool timed_out: vCenter did not answer within the timeout.
     """
-    def __init__(self, host, port, reason, timed_out=False):
-        VCenterError.__init__(self, host, port, reason)
-        self.host = host
-        self.port = port
-        self.reason = reason
-        self.timed_out = timed_out
-
-    def __str__(self):
-        return "Cannot use vCenter at {}:{}: {}".format(
-            self.host, self.port, self.reason)
+    _fields = ("host", "port", "reason", "timed_out")
+    _defaults = {"timed_out": False}
+    _args = ("host", "port", "reason")
+    _message = "Cannot use vCenter at {host}:{port}: {reason}"
 
 
-@python_2_unicode_compatible
-class TaskFailed(VCenterError):
-    """
-    A vCenter task ended in error.
-
-    :ivar text task: The task's managed object id.
-    :ivar text description: What the task was doing.
-    :ivar fault: The vSphere fault the task reported (``info.error``).
-    """
-    def __init__(self, task, description, fault):
-        VCenterError.__init__(self, task, description)
-        self.task = task
-        self.description = description
-        self.fault = fault
-
-    def __str__(self):
-        message = getattr(self.fault, "msg", None) or type(self.fault).__name__
-        return "vCenter task {} ({}) failed: {}".format(
-            self.task, self.description, message)
-
-
-@python_2_unicode_compatible
 class TaskTimeout(VCenterError):
     """
     A vCenter task did not finish within the operation timeout.
@@ -90,53 +155,34 @@ class TaskTimeout(VCenterError):
     :ivar text state: The last state seen.
     :ivar float timeout: Seconds waited.
     """
-    def __init__(self, task, description, state, timeout):
-        VCenterError.__init__(self, task, description, state, timeout)
-        self.task = task
-        self.description = description
-        self.state = state
-        self.timeout = timeout
-
-    def __str__(self):
-        return ("vCenter task {} ({}) did not finish within {} seconds; "
-                "last state {}").format(
-                    self.task, self.description, self.timeout, self.state)
+    _fields = ("task", "description", "state", "timeout")
+    _message = ("vCenter task {task} ({description}) did not finish within "
+                "{timeout} seconds; last state {state}")
 
 
-@python_2_unicode_compatible
 class VirtualMachineNotFound(VCenterError):
     """
     No VM has the instance UUID given as a node id.
 
     :ivar text instance_uuid: The node id looked for.
     """
-    def __init__(self, instance_uuid):
-        VCenterError.__init__(self, instance_uuid)
-        self.instance_uuid = instance_uuid
-
-    def __str__(self):
-        return "No virtual machine with instance UUID {} in the datacenter".format(
-            self.instance_uuid)
+    _fields = ("instance_uuid",)
+    _message = ("No virtual machine with instance UUID {instance_uuid} in the "
+                "datacenter")
 
 
-@python_2_unicode_compatible
 class NoFreeDiskSlot(VCenterError):
     """
     A VM has no free SCSI unit left and already has the most controllers.
 
     :ivar text vm: The VM's name.
     """
-    def __init__(self, vm):
-        VCenterError.__init__(self, vm)
-        self.vm = vm
-
-    def __str__(self):
-        return ("Virtual machine {} has no free SCSI slot: all 4 SCSI "
-                "controllers hold 15 disks each").format(self.vm)
+    _fields = ("vm",)
+    _message = ("Virtual machine {vm} has no free SCSI slot: all 4 SCSI "
+                "controllers hold 15 disks each")
 
 
-@python_2_unicode_compatible
-class AttachedVolumeNotDestroyed(VolumeException):
+class AttachedVolumeNotDestroyed(Formatted, VolumeException):
     """
     Destroying a volume that a VM still holds was refused.
 
@@ -144,94 +190,74 @@ class AttachedVolumeNotDestroyed(VolumeException):
 
     :ivar text attached_to: The node id holding the volume.
     """
-    def __init__(self, blockdevice_id, attached_to):
-        VolumeException.__init__(self, blockdevice_id)
-        self.attached_to = attached_to
-
-    def __str__(self):
-        return ("Volume {} is attached to {}; detach it before destroying "
-                "it").format(self.blockdevice_id, self.attached_to)
+    _fields = ("blockdevice_id", "attached_to")
+    _args = ("blockdevice_id",)
+    _message = ("Volume {blockdevice_id} is attached to {attached_to}; detach "
+                "it before destroying it")
 
 
-@python_2_unicode_compatible
-class DeviceNotFound(VolumeException):
+class DeviceNotFound(Formatted, VolumeException):
     """
     The guest shows no block device for an attached volume's disk.
 
     :ivar text disk_uuid: The disk's UUID looked for.
+    :ivar text reason: Why.
     """
-    def __init__(self, blockdevice_id, disk_uuid, reason):
-        VolumeException.__init__(self, blockdevice_id)
-        self.disk_uuid = disk_uuid
-        self.reason = reason
-
-    def __str__(self):
-        return "No block device for volume {} (disk UUID {}): {}".format(
-            self.blockdevice_id, self.disk_uuid, self.reason)
+    _fields = ("blockdevice_id", "disk_uuid", "reason")
+    _args = ("blockdevice_id",)
+    _message = ("No block device for volume {blockdevice_id} (disk UUID "
+                "{disk_uuid}): {reason}")
 
 
-@python_2_unicode_compatible
-class DiskLocked(VCenterError):
+class DiskLocked(DriverError):
     """
     vSphere refused to open a disk because another VM holds its lock.
 
     :ivar text path: The disk's datastore path.
     """
-    def __init__(self, path):
-        VCenterError.__init__(self, path)
-        self.path = path
-
-    def __str__(self):
-        return "Disk {} is locked by another virtual machine".format(self.path)
+    _fields = ("path",)
+    _message = "Disk {path} is locked by another virtual machine"
 
 
-@python_2_unicode_compatible
-class DiskGone(VCenterError):
+class DiskGone(DriverError):
     """
     A disk vanished between looking it up and using it (another node
     destroyed it).
 
     :ivar text path: The disk's datastore path.
     """
-    def __init__(self, path):
-        VCenterError.__init__(self, path)
-        self.path = path
-
-    def __str__(self):
-        return "Disk {} no longer exists".format(self.path)
+    _fields = ("path",)
+    _message = "Disk {path} no longer exists"
 
 
-@python_2_unicode_compatible
-class DatasetAlreadyHasVolume(VCenterError):
+class DatasetAlreadyHasVolume(DriverError):
     """
     A volume for this dataset exists already: one dataset never gets two disks.
 
     :ivar dataset_id: The dataset's UUID.
     """
-    def __init__(self, dataset_id):
-        VCenterError.__init__(self, dataset_id)
-        self.dataset_id = dataset_id
-
-    def __str__(self):
-        return "Dataset {} already has a volume".format(self.dataset_id)
+    _fields = ("dataset_id",)
+    _message = "Dataset {dataset_id} already has a volume"
 
 
-@python_2_unicode_compatible
-class NodeNotFound(UnknownInstanceID):
+class NodeNotFound(Formatted, UnknownInstanceID):
     """
     This node's VM cannot be found in vCenter (an ``UnknownInstanceID``).
 
     :ivar text reason: What was tried and the likely cause.
     """
-    def __init__(self, api, reason):
-        UnknownInstanceID.__init__(self, api)
-        self.reason = reason
-
-    def __str__(self):
-        return "Cannot find this node's virtual machine: {}".format(self.reason)
+    _fields = ("api", "reason")
+    _args = ("api",)
+    _message = "Cannot find this node's virtual machine: {reason}"
 
 
-@python_2_unicode_compatible
+class NodeIdentityUnknown(NodeNotFound):
+    """
+    This machine's BIOS UUID cannot be read (not root, or not a VM), so its
+    VM cannot be looked for.
+    """
+
+
 class AmbiguousInstance(NodeNotFound):
     """
     Several VMs answer to this node's BIOS UUID (cloned VMs); guessing could
@@ -240,18 +266,18 @@ class AmbiguousInstance(NodeNotFound):
     :ivar text bios_uuid: The UUID.
     :ivar names: The VMs' names.
     """
-    def __init__(self, api, bios_uuid, names):
-        NodeNotFound.__init__(self, api, "several VMs have its BIOS UUID")
-        self.bios_uuid = bios_uuid
-        self.names = names
+    _fields = ("api", "bios_uuid", "names")
+    _message = ("Several virtual machines have BIOS UUID {bios_uuid} "
+                "({joined}); give each a unique BIOS UUID (uuid.bios) so this "
+                "node can be told apart")
+    reason = "several VMs have its BIOS UUID"
 
-    def __str__(self):
-        return ("Several virtual machines have BIOS UUID {} ({}); give each a "
-                "unique BIOS UUID (uuid.bios) so this node can be told "
-                "apart").format(self.bios_uuid, ", ".join(self.names))
+    def _values(self):
+        values = NodeNotFound._values(self)
+        values["joined"] = ", ".join(self.names)
+        return values
 
 
-@python_2_unicode_compatible
 class DiskUUIDNotEnabled(VCenterError):
     """
     This node's VM does not show its disks' UUIDs to the guest, so no
@@ -259,56 +285,45 @@ class DiskUUIDNotEnabled(VCenterError):
 
     :ivar text vm: The VM's name.
     """
-    def __init__(self, vm):
-        VCenterError.__init__(self, vm)
-        self.vm = vm
-
-    def __str__(self):
-        return ("disk.EnableUUID is not TRUE on virtual machine {}: set the "
+    _fields = ("vm",)
+    _message = ("disk.EnableUUID is not TRUE on virtual machine {vm}: set the "
                 "configuration parameter disk.EnableUUID = TRUE (VM Options, "
                 "Advanced, Configuration Parameters) and power-cycle the VM; "
-                "a reboot of the guest is not enough").format(self.vm)
+                "a reboot of the guest is not enough")
 
 
-@python_2_unicode_compatible
-class UnknownProfile(ValueError):
+class UnknownProfile(Formatted, ValueError):
     """
     A volume was asked for with a storage profile that is not configured.
 
     :ivar text profile: The name asked for.
     :ivar known: The configured names.
     """
-    def __init__(self, profile, known):
-        ValueError.__init__(self, profile, known)
-        self.profile = profile
-        self.known = known
+    _fields = ("profile", "known")
+    _message = "Unknown storage profile {profile!r}: configured are {joined}"
 
-    def __str__(self):
-        return "Unknown storage profile {!r}: configured are {}".format(
-            self.profile, ", ".join(self.known))
+    def _values(self):
+        values = Formatted._values(self)
+        values["joined"] = ", ".join(self.known)
+        return values
 
 
-@python_2_unicode_compatible
-class AgentConfigError(ValueError):
+class AgentConfigError(Formatted, ValueError):
     """
     An agent.yml file cannot be used to load a backend the way the agent does.
 
     :ivar text path: The file (``None`` when no file is concerned).
     :ivar text problem: What is wrong, as one sentence.
     """
-    def __init__(self, path, problem):
-        ValueError.__init__(self, path, problem)
-        self.path = path
-        self.problem = problem
+    _fields = ("path", "problem")
+    _message = "Cannot use agent configuration {path}: {problem}"
 
-    def __str__(self):
+    def _text(self):
         if self.path is None:
             return "Cannot load the Flocker backend: {}".format(self.problem)
-        return "Cannot use agent configuration {}: {}".format(
-            self.path, self.problem)
+        return Formatted._text(self)
 
 
-@python_2_unicode_compatible
 class VirtualMachineBusy(VCenterError):
     """
     A VM stayed busy with other clients' changes through every retry.
@@ -317,30 +332,18 @@ class VirtualMachineBusy(VCenterError):
     :ivar text fault: The last fault's name.
     :ivar int attempts: How often it was tried.
     """
-    def __init__(self, vm, fault, attempts):
-        VCenterError.__init__(self, vm, fault, attempts)
-        self.vm = vm
-        self.fault = fault
-        self.attempts = attempts
-
-    def __str__(self):
-        return ("Virtual machine {} stayed busy ({}) through {} attempts; "
-                "another task is changing it").format(
-                    self.vm, self.fault, self.attempts)
+    _fields = ("vm", "fault", "attempts")
+    _message = ("Virtual machine {vm} stayed busy ({fault}) through {attempts} "
+                "attempts; another task is changing it")
 
 
-@python_2_unicode_compatible
 class LicenceRefused(VCenterError):
     """
     The host's licence refuses changes through the API (free ESXi).
 
     :ivar text method: What was refused.
     """
-    def __init__(self, method):
-        VCenterError.__init__(self, method)
-        self.method = method
-
-    def __str__(self):
-        return ("vSphere refused {} because of its licence (RestrictedVersion): "
-                "the free ESXi licence allows no changes through the API; a "
-                "licensed ESXi or vCenter is needed").format(self.method)
+    _fields = ("method",)
+    _message = ("vSphere refused {method} because of its licence "
+                "(RestrictedVersion): the free ESXi licence allows no changes "
+                "through the API; a licensed ESXi or vCenter is needed")

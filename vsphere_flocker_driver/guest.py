@@ -15,11 +15,11 @@ import stat
 import time
 from uuid import UUID
 
-from six import python_2_unicode_compatible
 from twisted.python.filepath import FilePath
 from zope.interface import Interface, implementer
 
 from ._compat import monotonic, text_type
+from .errors import Formatted
 
 #: Seconds to wait for an attached disk's device to appear.
 DEFAULT_DEVICE_TIMEOUT = 60.0
@@ -53,22 +53,15 @@ class IGuest(Interface):
         """Let the kernel forget the disk's device before it is detached."""
 
 
-@python_2_unicode_compatible
-class GuestIdentityUnknown(Exception):
+class GuestIdentityUnknown(Formatted, Exception):
     """
     This machine's BIOS UUID cannot be read.
 
     :ivar text path: The file that could not be read.
     :ivar text reason: Why.
     """
-    def __init__(self, path, reason):
-        Exception.__init__(self, path, reason)
-        self.path = path
-        self.reason = reason
-
-    def __str__(self):
-        return "Cannot read this VM's BIOS UUID from {}: {}".format(
-            self.path, self.reason)
+    _fields = ("path", "reason")
+    _message = "Cannot read this VM's BIOS UUID from {path}: {reason}"
 
 
 _SERIAL_PREFIX = "vmware-"
@@ -100,22 +93,15 @@ def byte_swapped(uuid):
     return text_type(UUID(bytes=UUID(uuid).bytes_le))
 
 
-@python_2_unicode_compatible
-class GuestDeviceError(Exception):
+class GuestDeviceError(Formatted, Exception):
     """
     The guest shows no single block device for a disk.
 
     :ivar text disk_uuid: The disk looked for.
     :ivar text reason: Why.
     """
-    def __init__(self, disk_uuid, reason):
-        Exception.__init__(self, disk_uuid, reason)
-        self.disk_uuid = disk_uuid
-        self.reason = reason
-
-    def __str__(self):
-        return "No block device for disk {}: {}".format(
-            self.disk_uuid, self.reason)
+    _fields = ("disk_uuid", "reason")
+    _message = "No block device for disk {disk_uuid}: {reason}"
 
 
 def _read_text(path):

@@ -17,11 +17,11 @@ from uuid import UUID
 
 from pyrsistent import PClass, field
 from pyVmomi import vim
-from six import python_2_unicode_compatible
 
-from ._compat import string_types, text_type
+from ._compat import python_2_unicode_compatible, string_types, text_type
 
 _DISK_SUFFIX = ".vmdk"
+_DATASTORE_PATH = re.compile(r"\A\[([^\]]+)\] (\S.*)\Z", re.DOTALL)
 _CANONICAL_UUID = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -36,6 +36,17 @@ class DatastorePath(PClass):
 
     def __str__(self):
         return "[{}] {}".format(self.datastore, self.path)
+
+    @classmethod
+    def parse(cls, text):
+        """
+        The ``DatastorePath`` that vSphere names ``[datastore] folder/file``,
+        or ``None`` for text of another form.
+        """
+        match = _DATASTORE_PATH.match(text_type(text or ""))
+        if match is None:
+            return None
+        return cls(datastore=match.group(1), path=match.group(2))
 
     def parent(self):
         """The folder holding this file."""
@@ -83,6 +94,11 @@ class ClusterLayout(PClass):
         return DatastorePath(
             datastore=datastore,
             path="{}/{}".format(self.volume_folder, self.cluster_id))
+
+    def contains(self, path):
+        """Whether the ``DatastorePath`` ``path`` is in this cluster's folders."""
+        prefix = "{}/".format(self.folder(path.datastore).path)
+        return path.path.startswith(prefix)
 
     def profile_folder(self, datastore, profile):
         """The folder of ``profile``'s disks on ``datastore``."""

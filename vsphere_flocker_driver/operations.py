@@ -19,12 +19,17 @@ from ._compat import monotonic, text_type
 from ._logging import (
     FOLDER_CREATED, RECONFIGURE_RETRY, RECONFIGURE_VM, log_message,
 )
-from .devices import attach_disk_spec, detach_disk_spec, find_disk
-from .errors import (
-    ConfigurationError, DatasetAlreadyHasVolume, DiskGone, DiskLocked,
-    NoFreeDiskSlot, TaskFailed, VirtualMachineBusy,
+from .devices import (
+    attach_disk_spec, attached_disks, detach_disk_spec, find_disk,
+    normalise_disk_uuid,
 )
-from .layout import disk_file_name, disk_search_spec, disks_from_search
+from .errors import (
+    DatasetAlreadyHasVolume, DiskGone, DiskLocked, NoFreeDiskSlot,
+    VirtualMachineBusy,
+)
+from .layout import (
+    DatastorePath, disk_file_name, disk_search_spec, disks_from_search,
+)
 
 #: Faults that say a VM is busy with another client's change: retried.
 _BUSY_FAULTS = (vim.fault.TaskInProgress, vim.fault.ConcurrentAccess)
@@ -34,66 +39,160 @@ _RETRY_MAX_DELAY = 8.0
 
 #: What is read of every VM, in one request for all of them.
 _VM_PROPERTIES = ["name", "config.instanceUuid", "config.uuid",
-                  "config.hardware.device", "runtime.powerState"]
+                  "runtime.powerState"]
 
 
 class IVsphereOperations(Interface):
-    """The narrow boundary between the backend and vSphere."""
+    """
+    The narrow boundary between the backend and vSphere: what the backend
+    facade calls, in vSphere-free records (``DiskFile``,
+    ``VirtualMachineRecord``, ``Attachments``).  ``vm`` arguments are records
+    these methods returned.
+    """
+
+    def inventory():
+        """
+        Look up, once, what the configuration names (datacenter, datastores,
+        storage policies), refusing what the driver cannot use.
+
+        :raises DatastoreUnusable: a datastore is missing or unusable.
+        :raises ConfigurationError: the datacenter or a storage policy is
+            missing.
+        :returns: the ``Inventory``, which callers only hold on to.
+        """
 
     def search_disks(layout, dataset_id=None):
-        """The ``DiskFile`` records of a cluster (or of one dataset)."""
+        """
+        The complete disks (``DiskFile``) of ``layout``'s cluster, or of its
+        one dataset ``dataset_id``, on every configured datastore.
+        """
 
-    def ensure_folder(folder):
-        """Create the datastore folder ``folder`` if missing."""
+    def create_disk(path, dataset_id, capacity_kb, disk_type,
+                    storage_policy=None):
+        """
+        Create the disk ``path`` (a ``DatastorePath``), and its folder if
+        missing.
 
-    def create_disk(path, dataset_id, capacity_kb, disk_type, storage_policy):
-        """Create the disk ``path`` (a ``DatastorePath``)."""
-
-    def disk_uuid(path):
-        """The UUID of the disk ``path``, as vSphere stores it."""
+        :raises DatasetAlreadyHasVolume: a file of that name exists.
+        """
 
     def delete_disk(path):
-        """Delete the disk ``path``; ``False`` if it did not exist."""
+        """
+        Delete the disk ``path``.
+
+        :raises DiskLocked: a powered-on VM holds it.
+        :returns: ``False`` if it did not exist.
+        """
+
+    def remove_disk_files(path):
+        """Delete the files a half-created disk ``path`` left."""
+
+    def disk_uuid(path):
+        """
+        The UUID of the disk ``path`` (32 lowercase hex digits).
+
+        :raises DiskGone: there is no such disk.
+        """
 
     def virtual_machines():
-        """Every VM of the datacenter as ``VirtualMachineRecord``."""
+        """Every VM of the datacenter, as ``VirtualMachineRecord``."""
+
+    def attachments(layout):
+        """
+        Every VM, and which of them holds which of ``layout``'s disks, from
+        one retrieval: an ``Attachments``.
+        """
 
     def find_vms_by_bios_uuid(bios_uuid):
         """The ``VirtualMachineRecord`` of every VM with that BIOS UUID."""
 
-    def attach_disk(vm, path, capacity_kb, controller_type, storage_policy):
-        """Attach the existing disk ``path`` to ``vm`` (a record)."""
-
-    def detach_disk(vm, path):
-        """Detach the disk ``path`` from ``vm``, keeping its file."""
-
     def disk_uuid_enabled(vm):
         """Whether ``vm`` shows its disks' UUIDs to the guest."""
 
+    def attach_disk(vm, path, capacity_kb, controller_type,
+                    storage_policy=None):
+        """
+        Attach the existing disk ``path`` to ``vm``.  vSphere's file lock
+        is taken by running VMs only: a powered-off ``vm`` takes a disk that
+        another VM holds (the caller must see to it that one holder stays).
+
+        :raises DiskLocked: ``vm`` holds the disk already, or ``vm`` is
+            running and another running VM holds it.
+        :raises DiskGone: the disk no longer exists.
+        :raises NoFreeDiskSlot: ``vm`` has no room.
+        :raises VirtualMachineBusy: ``vm`` stayed busy with other changes.
+        """
+
+    def detach_disk(vm, path):
+        """
+        Detach the disk ``path`` from ``vm``, keeping its file.
+
+        :raises DiskGone: ``vm`` does not hold it.
+        :raises VirtualMachineBusy: ``vm`` stayed busy with other changes.
+        """
+
     def power_on(vm):
         """Power ``vm`` on, if it is not on."""
-
-    def remove_disk_files(path):
-        """Delete what a half-created disk left."""
 
 
 class VirtualMachineRecord(PClass):
     """
     What the backend knows of a VM, read in one request with all the others.
 
-    :ivar ref: The pyVmomi managed object.
+    :ivar ref: The VM's handle for the operations (opaque to their callers).
     :ivar text name:
     :ivar text instance_uuid: vCenter's id of the VM: a Flocker node id.
     :ivar text bios_uuid: ``config.uuid``, what the guest sees.
     :ivar text power_state: ``poweredOn``, ``poweredOff`` or ``suspended``.
-    :ivar devices: ``config.hardware.device``.
     """
     ref = field(mandatory=True)
     name = field(type=text_type, mandatory=True)
     instance_uuid = field(type=(text_type, type(None)), mandatory=True)
     bios_uuid = field(type=(text_type, type(None)), mandatory=True)
     power_state = field(type=text_type, mandatory=True)
-    devices = field(type=tuple, mandatory=True)
+
+
+class Attachment(PClass):
+    """
+    One of a cluster's disks, held by a VM.
+
+    :ivar DatastorePath path: The disk as the VM names it.
+    :ivar VirtualMachineRecord vm: The VM holding it.
+    :ivar disk_uuid: The disk's UUID as the guest sees it (32 lowercase hex
+        digits), or ``None`` where vCenter did not report it.
+    """
+    path = field(type=DatastorePath, mandatory=True)
+    vm = field(type=VirtualMachineRecord, mandatory=True)
+    disk_uuid = field(type=(text_type, type(None)), mandatory=True)
+
+
+class Attachments(PClass):
+    """
+    Every VM, and which of them holds which of a cluster's disks: one answer
+    read at one moment, so holders and targets agree.
+
+    :ivar tuple vms: ``VirtualMachineRecord`` of every VM.
+    :ivar tuple disks: ``Attachment`` of every disk in the cluster's folders
+        that a VM holds.
+    """
+    vms = field(type=tuple, mandatory=True)
+    disks = field(type=tuple, mandatory=True)
+
+    def holders(self, path):
+        """The ``Attachment`` of each VM holding the disk ``path``."""
+        return [disk for disk in self.disks if disk.path == path]
+
+    def holder(self, path):
+        """The ``Attachment`` of the disk ``path``, or ``None``."""
+        holders = self.holders(path)
+        return holders[0] if holders else None
+
+    def vm(self, instance_uuid):
+        """The VM whose instance UUID is ``instance_uuid``, or ``None``."""
+        for vm in self.vms:
+            if vm.instance_uuid == instance_uuid:
+                return vm
+        return None
 
 
 def _record(vm, properties):
@@ -102,8 +201,7 @@ def _record(vm, properties):
         name=text_type(properties.get("name", vm._moId)),
         instance_uuid=_optional_text(properties.get("config.instanceUuid")),
         bios_uuid=_optional_text(properties.get("config.uuid")),
-        power_state=text_type(properties.get("runtime.powerState", "unknown")),
-        devices=tuple(properties.get("config.hardware.device") or ()))
+        power_state=text_type(properties.get("runtime.powerState", "unknown")))
 
 
 def _optional_text(value):
@@ -129,20 +227,22 @@ def _is_lock_fault(fault):
 @implementer(IVsphereOperations)
 class VsphereOperations(object):
     """
-    vSphere operations on one datacenter and datastore.
+    vSphere operations on one datacenter and its configured datastores.
 
-    The inventory (datacenter, datastore, its browser) is looked up once, on
-    first use, which also validates the configuration against vCenter.
+    The inventory (datacenter, datastores, their browsers, storage policies)
+    is resolved once, on first use, which also validates the configuration
+    against vCenter.
 
     :param VCenter vcenter: The session.
     :param VsphereConfiguration config:
+    :param InventoryLookup lookup: Finds what ``config`` names; shared with
+        the operator's checks.
     """
 
-    def __init__(self, vcenter, config):
+    def __init__(self, vcenter, config, lookup):
         self.vcenter = vcenter
         self.config = config
-        self._inventory = None
-        self._inventory_lock = threading.Lock()
+        self._lookup = lookup
         self._folders_made = set()
         # Concurrent reconfigurations of one VM fail in vSphere
         # (TaskInProgress): within this process they are serialised per VM.
@@ -154,48 +254,14 @@ class VsphereOperations(object):
         The datacenter, every datastore a profile names, and the storage
         policies they name, looked up once.
 
-        :raises ConfigurationError: any of them is not in vCenter.
+        :raises ConfigurationError: any of them is missing or unusable.
+        :returns Inventory:
         """
-        with self._inventory_lock:
-            if self._inventory is None:
-                self._inventory = self._look_up_inventory()
-            return self._inventory
+        return self._lookup.resolve()
 
-    def _look_up_inventory(self):
-        config = self.config
-        datacenter, properties = self.vcenter.find_datacenter(
-            config.datacenter_name)
-        found = self.vcenter.find_datastores(properties["datastore"])
-        browsers = {}
-        for name in config.datastores:
-            if name not in found:
-                raise ConfigurationError(_datastore_key(config, name), (
-                    "no datastore named {!r} in datacenter {!r} (found: "
-                    "{})").format(name, config.datacenter_name,
-                                  ", ".join(sorted(found)) or "none"))
-            problem = unsupported_datastore(found[name][1].get("summary.type"))
-            if problem is not None:
-                raise ConfigurationError(_datastore_key(config, name),
-                                         "names {!r}, {}".format(name, problem))
-            browsers[name] = found[name][1]["browser"]
-        policies = {}
-        wanted = sorted(set(profile.storage_policy
-                            for profile in config.profiles.values()
-                            if profile.storage_policy is not None))
-        if wanted:
-            known = self.vcenter.storage_policies()
-            for profile in sorted(config.profiles.values(), key=lambda p: p.name):
-                policy = profile.storage_policy
-                if policy is not None and policy not in known:
-                    raise ConfigurationError(
-                        "profiles.{}.storage_policy".format(profile.name), (
-                            "no storage policy named {!r} in vCenter (found: "
-                            "{})").format(policy, ", ".join(sorted(known))
-                                          or "none"))
-            policies = dict((name, known[name]) for name in wanted)
-        return _Inventory(datacenter=datacenter,
-                          vm_folder=properties["vmFolder"],
-                          browsers=browsers, policies=policies)
+    def _datacenter(self):
+        # Only the datacenter: VM look-ups need no datastore or policy.
+        return self._lookup.datacenter().ref
 
     # -- disks ---------------------------------------------------------------
 
@@ -207,27 +273,11 @@ class VsphereOperations(object):
         """
         file_name = None if dataset_id is None else disk_file_name(dataset_id)
         disks = []
-        for datastore, results in self._search_cluster(
-                layout, disk_search_spec(file_name)):
+        for datastore, results in search_cluster(
+                self.vcenter, self.inventory(), layout,
+                disk_search_spec(file_name)):
             disks.extend(disks_from_search(layout, datastore, results))
         return disks
-
-    def _search_cluster(self, layout, spec):
-        """
-        ``(datastore, results)`` of searching ``layout``'s cluster folder and
-        below with ``spec`` on each configured datastore, one task each;
-        datastores without the folder are left out.
-        """
-        for datastore, browser in sorted(self.inventory().browsers.items()):
-            folder = layout.folder(datastore)
-            try:
-                yield datastore, self.vcenter.run_task(
-                    browser.SearchDatastoreSubFolders_Task,
-                    "search {}".format(folder),
-                    datastorePath=text_type(folder), searchSpec=spec)
-            except TaskFailed as error:
-                if not isinstance(error.fault, vim.fault.FileNotFound):
-                    raise
 
     def ensure_folder(self, folder):
         """Create the datastore folder ``folder`` (and its parents) if missing."""
@@ -238,8 +288,7 @@ class VsphereOperations(object):
         try:
             self.vcenter.call(
                 content.fileManager.MakeDirectory, name=key,
-                datacenter=self.inventory().datacenter,
-                createParentDirectories=True)
+                datacenter=self._datacenter(), createParentDirectories=True)
             log_message(FOLDER_CREATED, disk_path=key)
         except vim.fault.FileAlreadyExists:
             pass
@@ -262,9 +311,7 @@ class VsphereOperations(object):
         try:
             self._create_disk(path, dataset_id, capacity_kb, disk_type,
                               policy_id)
-        except TaskFailed as error:
-            if not isinstance(error.fault, vim.fault.FileNotFound):
-                raise
+        except vim.fault.FileNotFound:
             self._folders_made.discard(text_type(folder))
             self.ensure_folder(folder)
             self._create_disk(path, dataset_id, capacity_kb, disk_type,
@@ -280,11 +327,9 @@ class VsphereOperations(object):
             self.vcenter.run_task(
                 content.virtualDiskManager.CreateVirtualDisk_Task,
                 "create {}".format(path), name=text_type(path),
-                datacenter=self.inventory().datacenter, spec=spec)
-        except TaskFailed as error:
-            if isinstance(error.fault, vim.fault.FileAlreadyExists):
-                raise DatasetAlreadyHasVolume(dataset_id)
-            raise
+                datacenter=self._datacenter(), spec=spec)
+        except vim.fault.FileAlreadyExists:
+            raise DatasetAlreadyHasVolume(dataset_id)
 
     def delete_disk(self, path):
         """
@@ -294,37 +339,70 @@ class VsphereOperations(object):
         :raises DiskLocked: a powered-on VM holds it.
         """
         try:
-            return self._delete(
+            return delete_with_task(
+                self.vcenter, self._datacenter(),
                 self.vcenter.content().virtualDiskManager.DeleteVirtualDisk_Task,
                 path)
-        except TaskFailed as error:
-            if _is_lock_fault(error.fault):
+        except (vim.fault.FileLocked, vim.fault.GenericVmConfigFault) as fault:
+            if _is_lock_fault(fault):
                 raise DiskLocked(text_type(path))
             raise
 
-    def _delete(self, method, path):
+    def remove_disk_files(self, path):
         """
-        Delete ``path`` with the task ``method``.
+        Delete what a half-created disk left (its descriptor, its extent),
+        file by file; files already gone are no error.  Only for disks that
+        are not complete: a complete disk is deleted with ``delete_disk``.
+        """
+        method = self.vcenter.content().fileManager.DeleteDatastoreFile_Task
+        base = text_type(path)[:-len(".vmdk")]
+        for name in (base + ".vmdk", base + "-flat.vmdk"):
+            delete_with_task(self.vcenter, self._datacenter(), method, name)
 
-        :returns: ``False`` if there was nothing to delete.
+    def disk_uuid(self, path):
         """
+        The disk's own UUID (``QueryVirtualDiskUuid``), for a device whose
+        ``backing.uuid`` vCenter left unset; 32 lowercase hex digits.
+        """
+        content = self.vcenter.content()
         try:
-            self.vcenter.run_task(
-                method, "delete {}".format(path), name=text_type(path),
-                datacenter=self.inventory().datacenter)
-        except TaskFailed as error:
-            if isinstance(error.fault, vim.fault.FileNotFound):
-                return False
-            raise
-        return True
+            uuid = self.vcenter.call(
+                content.virtualDiskManager.QueryVirtualDiskUuid,
+                name=text_type(path), datacenter=self._datacenter())
+        except vim.fault.FileNotFound:
+            raise DiskGone(text_type(path))
+        return normalise_disk_uuid(uuid)
 
     # -- virtual machines ----------------------------------------------------
 
+    def _retrieve_vms(self, paths):
+        return self.vcenter.properties_below(
+            self._lookup.datacenter().vm_folder, vim.VirtualMachine, paths)
+
     def virtual_machines(self):
         """Every VM of the datacenter, in one request."""
-        return [_record(vm, properties) for vm, properties in
-                self.vcenter.virtual_machines(self.inventory().vm_folder,
-                                              _VM_PROPERTIES)]
+        return [_record(vm, properties)
+                for vm, properties in self._retrieve_vms(_VM_PROPERTIES)]
+
+    def attachments(self, layout):
+        """
+        Every VM, and which of them holds which of ``layout``'s disks: one
+        request, however many VMs and disks.  Disks outside the cluster's
+        folders are no business of the cluster and are left out.
+        """
+        vms = []
+        disks = []
+        for vm, properties in self._retrieve_vms(
+                _VM_PROPERTIES + ["config.hardware.device"]):
+            record = _record(vm, properties)
+            vms.append(record)
+            for file_name, uuid in attached_disks(
+                    properties.get("config.hardware.device")):
+                path = DatastorePath.parse(file_name)
+                if path is not None and layout.contains(path):
+                    disks.append(Attachment(
+                        path=path, vm=record, disk_uuid=_disk_uuid_or_none(uuid)))
+        return Attachments(vms=tuple(vms), disks=tuple(disks))
 
     def find_vms_by_bios_uuid(self, bios_uuid):
         """
@@ -333,43 +411,34 @@ class VsphereOperations(object):
         """
         content = self.vcenter.content()
         found = self.vcenter.call(
-            content.searchIndex.FindAllByUuid,
-            datacenter=self.inventory().datacenter, uuid=bios_uuid,
-            vmSearch=True, instanceUuid=False)
-        if not found:
-            return []
-        spec = vim.PropertyCollector.FilterSpec(
-            objectSet=[vim.PropertyCollector.ObjectSpec(obj=vm) for vm in found],
-            propSet=[vim.PropertyCollector.PropertySpec(
-                type=vim.VirtualMachine, pathSet=_VM_PROPERTIES)])
-        return [_record(vm, properties)
-                for vm, properties in self.vcenter.retrieve([spec])]
-
-    def _vm_properties(self, vm, paths):
-        """``paths`` of the one VM ``vm``, in one request."""
-        spec = vim.PropertyCollector.FilterSpec(
-            objectSet=[vim.PropertyCollector.ObjectSpec(obj=vm)],
-            propSet=[vim.PropertyCollector.PropertySpec(
-                type=vim.VirtualMachine, pathSet=paths)])
-        for _, properties in self.vcenter.retrieve([spec]):
-            return properties
-        return {}
+            content.searchIndex.FindAllByUuid, datacenter=self._datacenter(),
+            uuid=bios_uuid, vmSearch=True, instanceUuid=False)
+        return [_record(vm, properties) for vm, properties in
+                self.vcenter.properties(found or (), vim.VirtualMachine,
+                                        _VM_PROPERTIES)]
 
     def disk_uuid_enabled(self, vm):
         """
         Whether ``disk.EnableUUID`` is TRUE in the VM's extraConfig: without
         it the guest sees no disk UUID, and no device could ever be found.
         """
-        options = self._vm_properties(vm.ref, ["config.extraConfig"]).get(
-            "config.extraConfig") or ()
+        options = self.vcenter.properties_of(
+            vm.ref, vim.VirtualMachine, ["config.extraConfig"]).get(
+                "config.extraConfig") or ()
         for option in options:
             if option.key.lower() == "disk.enableuuid":
                 return text_type(option.value).strip().lower() == "true"
         return False
 
+    def devices(self, vm):
+        """The VM's devices as they are now (one request)."""
+        return self.vcenter.properties_of(
+            vm.ref, vim.VirtualMachine, ["config.hardware.device"]).get(
+                "config.hardware.device") or ()
+
     def _vm_lock(self, vm):
         with self._vm_locks_lock:
-            return self._vm_locks.setdefault(vm._moId, threading.Lock())
+            return self._vm_locks.setdefault(vm.ref._moId, threading.Lock())
 
     def attach_disk(self, vm, path, capacity_kb, controller_type,
                     storage_policy=None):
@@ -381,13 +450,15 @@ class VsphereOperations(object):
         are now, so that threads attaching to one VM never pick the same one.
 
         :raises NoFreeDiskSlot: the VM has no room.
-        :raises DiskLocked: another running VM holds the disk.
+        :raises DiskLocked: the VM holds it already, or it runs and another
+            running VM does.
+        :raises DiskGone: the disk no longer exists.
         """
         policy_id = (None if storage_policy is None
                      else self.inventory().policies[storage_policy])
 
         def attach():
-            devices = self._devices(vm)
+            devices = self.devices(vm)
             if find_disk(devices, text_type(path)) is not None:
                 # Another thread or node attached it here meanwhile.
                 raise DiskLocked(text_type(path))
@@ -396,7 +467,7 @@ class VsphereOperations(object):
             if spec is None:
                 raise NoFreeDiskSlot(vm.name)
             self._reconfigure(vm, spec, "attach {}".format(path), path)
-        with self._vm_lock(vm.ref):
+        with self._vm_lock(vm):
             self._retry_busy(vm, attach)
 
     def detach_disk(self, vm, path):
@@ -410,18 +481,13 @@ class VsphereOperations(object):
         :raises DiskGone: the VM no longer holds the disk.
         """
         def detach():
-            disk = find_disk(self._devices(vm), text_type(path))
+            disk = find_disk(self.devices(vm), text_type(path))
             if disk is None:
                 raise DiskGone(text_type(path))
             self._reconfigure(vm, detach_disk_spec(disk),
                               "detach {}".format(path), path)
-        with self._vm_lock(vm.ref):
+        with self._vm_lock(vm):
             self._retry_busy(vm, detach)
-
-    def _devices(self, vm):
-        """The VM's devices as they are now (one request)."""
-        return self._vm_properties(vm.ref, ["config.hardware.device"]).get(
-            "config.hardware.device") or ()
 
     def _retry_busy(self, vm, reconfigure):
         """
@@ -435,40 +501,16 @@ class VsphereOperations(object):
         for attempt in range(1, _RETRY_ATTEMPTS + 1):
             try:
                 return reconfigure()
-            except TaskFailed as error:
-                fault = error.fault
-                if not isinstance(fault, _BUSY_FAULTS):
-                    raise
-            except _BUSY_FAULTS as error:
-                fault = error
+            except _BUSY_FAULTS as fault:
+                reason = type(fault).__name__
             if attempt == _RETRY_ATTEMPTS or monotonic() + delay > deadline:
-                raise VirtualMachineBusy(vm.name, type(fault).__name__, attempt)
+                raise VirtualMachineBusy(vm.name, reason, attempt)
             log_message(RECONFIGURE_RETRY, vm=vm.ref._moId, attempt=attempt,
-                        reason=type(fault).__name__)
+                        reason=reason)
             # Back off before asking again; vSphere offers no event for "the
             # other task is done" that another client's task would raise.
             time.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX_DELAY)
-
-    def disk_uuid(self, path):
-        """
-        The disk's own UUID (``QueryVirtualDiskUuid``), for a device whose
-        ``backing.uuid`` vCenter left unset.
-        """
-        content = self.vcenter.content()
-        return self.vcenter.call(
-            content.virtualDiskManager.QueryVirtualDiskUuid,
-            name=text_type(path), datacenter=self.inventory().datacenter)
-
-    def remove_disk_files(self, path):
-        """
-        Delete what a half-created disk left (its descriptor, its extent),
-        file by file; files already gone are no error.  Only for disks that
-        are not complete: a complete disk is deleted with ``delete_disk``.
-        """
-        base = text_type(path)[:-len(".vmdk")]
-        for name in (base + ".vmdk", base + "-flat.vmdk"):
-            self.delete_file(name)
 
     def power_on(self, vm):
         """
@@ -477,168 +519,62 @@ class VsphereOperations(object):
         try:
             self.vcenter.run_task(vm.ref.PowerOnVM_Task,
                                   "power on {}".format(vm.name))
-        except TaskFailed as error:
-            if not isinstance(error.fault, vim.fault.InvalidPowerState):
-                raise
+        except vim.fault.InvalidPowerState:
+            pass
 
     def _reconfigure(self, vm, spec, description, path):
         with RECONFIGURE_VM(vm=vm.ref._moId, description=description):
             try:
                 self.vcenter.run_task(vm.ref.ReconfigVM_Task, description,
                                       spec=spec)
-            except TaskFailed as error:
-                if _is_lock_fault(error.fault):
+            except (vim.fault.FileLocked, vim.fault.GenericVmConfigFault) as fault:
+                if _is_lock_fault(fault):
                     raise DiskLocked(text_type(path))
-                if isinstance(error.fault, vim.fault.FileNotFound):
-                    # Destroyed by another node since it was looked up.
-                    raise DiskGone(text_type(path))
                 raise
+            except vim.fault.FileNotFound:
+                # Destroyed by another node since it was looked up.
+                raise DiskGone(text_type(path))
 
-    # -- for operators (checks, orphans)
 
-    def datastore_refs(self):
-        """
-        Every configured datastore's managed object, by name (two requests);
-        a name vCenter does not have is left out.
-        """
-        _, properties = self.vcenter.find_datacenter(self.config.datacenter_name)
-        found = self.vcenter.find_datastores(properties["datastore"])
-        return dict((name, found[name][0])
-                    for name in self.config.datastores if name in found)
+def search_cluster(vcenter, inventory, layout, spec):
+    """
+    ``(datastore, results)`` of searching ``layout``'s cluster folder and
+    below with ``spec`` on each configured datastore, one task each;
+    datastores without the folder are left out.
 
-    def missing_privileges(self, entities, privileges):
-        """
-        The privileges of ``privileges`` this session's user does not hold on
-        each of ``entities`` (one request, ``HasPrivilegeOnEntities``).
-
-        :param entities: managed objects.
-        :param privileges: privilege ids such as ``Datastore.Browse``.
-        :returns: ``{managed object id: sorted list of missing ids}``.
-        """
-        content = self.vcenter.content()
-        spec = vim.PropertyCollector.FilterSpec(
-            objectSet=[vim.PropertyCollector.ObjectSpec(
-                obj=content.sessionManager)],
-            propSet=[vim.PropertyCollector.PropertySpec(
-                type=vim.SessionManager, pathSet=["currentSession"])])
-        session = None
-        for _, properties in self.vcenter.retrieve([spec]):
-            session = properties.get("currentSession")
-        answers = self.vcenter.call(
-            content.authorizationManager.HasPrivilegeOnEntities,
-            entity=list(entities), sessionId=session.key,
-            privId=list(privileges))
-        missing = dict((entity._moId, []) for entity in entities)
-        for answer in answers or ():
-            missing[answer.entity._moId] = sorted(
-                text_type(available.privId)
-                for available in answer.privAvailability or ()
-                if not available.isGranted)
-        return missing
-
-    def folder_entry(self, path):
-        """
-        What the datastore has at ``path`` (a ``DatastorePath``): ``"folder"``,
-        ``"file"``, or ``None`` when nothing is there (or its parent is
-        missing).  One search of the parent folder.
-        """
-        parent, _, name = text_type(path.path).rstrip("/").rpartition("/")
-        browser = self.inventory().browsers[path.datastore]
-        spec = vim.host.DatastoreBrowser.SearchSpec(
-            query=[vim.host.DatastoreBrowser.Query()],
-            details=vim.host.DatastoreBrowser.FileInfo.Details(fileType=True),
-            matchPattern=[name])
+    :param VCenter vcenter:
+    :param Inventory inventory:
+    """
+    for name, datastore in sorted(inventory.datastores.items()):
+        folder = layout.folder(name)
         try:
-            result = self.vcenter.run_task(
-                browser.SearchDatastore_Task, "search {}".format(path),
-                datastorePath="[{}] {}".format(path.datastore, parent),
-                searchSpec=spec)
-        except TaskFailed as error:
-            if isinstance(error.fault, vim.fault.FileNotFound):
-                return None
-            raise
-        for info in getattr(result, "file", None) or ():
-            if info.path.rstrip("/") == name:
-                return ("folder" if isinstance(
-                    info, vim.host.DatastoreBrowser.FolderInfo) else "file")
+            yield name, vcenter.run_task(
+                datastore.browser.SearchDatastoreSubFolders_Task,
+                "search {}".format(folder),
+                datastorePath=text_type(folder), searchSpec=spec)
+        except vim.fault.FileNotFound:
+            pass
+
+
+def delete_with_task(vcenter, datacenter, method, path):
+    """
+    Delete ``path`` (a disk or a file) with the task ``method``.
+
+    :returns: ``False`` if there was nothing to delete.
+    """
+    try:
+        vcenter.run_task(method, "delete {}".format(path),
+                         name=text_type(path), datacenter=datacenter)
+    except vim.fault.FileNotFound:
+        return False
+    return True
+
+
+def _disk_uuid_or_none(uuid):
+    """A device's ``backing.uuid`` as the guest sees it, or ``None``."""
+    if not uuid:
         return None
-
-    def cluster_files(self, layout):
-        """
-        Every file in ``layout``'s cluster folder and below, on every
-        configured datastore, whatever its name: one search per datastore.
-
-        :returns: a list of ``(datastore, folder path as the search reports
-            it, file name, capacity in KiB or None)``; folders left out.
-        """
-        spec = vim.host.DatastoreBrowser.SearchSpec(
-            # A plain file query first: it matches every file, so that a
-            # lone "-flat.vmdk" extent is seen too; the disk query asks for
-            # the capacity of disk descriptors.  Whether a disk is complete
-            # is not decided from this search (see ``search_disks``).
-            query=[vim.host.DatastoreBrowser.Query(),
-                   vim.host.DatastoreBrowser.VmDiskQuery(
-                       details=vim.host.DatastoreBrowser.VmDiskQuery.Details(
-                           capacityKb=True))],
-            details=vim.host.DatastoreBrowser.FileInfo.Details(
-                fileType=True, fileSize=True),
-            matchPattern=["*"])
-        found = []
-        for datastore, results in self._search_cluster(layout, spec):
-            for result in results or ():
-                for info in result.file or ():
-                    if isinstance(info, vim.host.DatastoreBrowser.FolderInfo):
-                        continue
-                    found.append((datastore, text_type(result.folderPath),
-                                  text_type(info.path),
-                                  getattr(info, "capacityKb", None) or None))
-        return found
-
-    def delete_file(self, path):
-        """
-        Delete the one datastore file ``path`` (text ``[ds] folder/file``).
-
-        :returns: ``False`` if there was no such file.
-        """
-        return self._delete(
-            self.vcenter.content().fileManager.DeleteDatastoreFile_Task, path)
-
-
-def unsupported_datastore(kind):
-    """
-    Why a datastore of type ``kind`` (``summary.type``) cannot hold volumes,
-    or ``None``.
-
-    On vSAN and Virtual Volumes datastores an attached disk's file name is
-    reported through the folder's namespace UUID, not the folder's name, so
-    the driver could not tell which VM holds a volume, and might attach it
-    twice.
-    """
-    if (kind or "").lower() in ("vsan", "vvol"):
-        return ("a {} datastore, which this driver does not support: attached "
-                "disks there are named by namespace UUID, so attachments could "
-                "not be told; use a VMFS or NFS datastore").format(kind)
-    return None
-
-
-def _datastore_key(config, name):
-    """The configuration key that names the datastore ``name``."""
-    if name == config.datastore_name:
-        return "datastore_name"
-    for profile in sorted(config.profiles.values(), key=lambda p: p.name):
-        if profile.datastore == name:
-            return "profiles.{}.datastore".format(profile.name)
-    return "datastore_name"
-
-
-class _Inventory(PClass):
-    """
-    The managed objects looked up once per API object.
-
-    :ivar browsers: datastore name -> its ``HostDatastoreBrowser``.
-    :ivar policies: storage policy name -> its profile id.
-    """
-    datacenter = field(mandatory=True)
-    vm_folder = field(mandatory=True)
-    browsers = field(type=dict, mandatory=True)
-    policies = field(type=dict, mandatory=True)
+    try:
+        return normalise_disk_uuid(uuid)
+    except ValueError:
+        return None

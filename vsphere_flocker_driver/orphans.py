@@ -17,8 +17,9 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 from pyrsistent import PClass, field
 
 from ._compat import text_type
-from .devices import disk_file_names, find_disk
-from .layout import blockdevice_id_for, dataset_id_of_file, parse_dataset_id
+from .layout import (
+    DatastorePath, blockdevice_id_for, dataset_id_of_file, parse_dataset_id,
+)
 
 _FLAT_SUFFIX = "-flat.vmdk"
 
@@ -74,32 +75,22 @@ class Finding(PClass):
     vm_id = field(type=(text_type, type(None)), initial=None)
 
 
-def _parts(api):
-    """
-    The backend's vSphere operations and cluster layout.
-
-    The operator's tools look at the same storage as the backend, through
-    the very objects the agent's loader built, rather than a second session.
-    """
-    return api.operations, api.layout
-
-
-def volume_rows(api):
+def volume_rows(assembly):
     """
     The cluster's volumes, each with its datastore, profile and holder:
-    one datastore search per datastore and one VM retrieval.
+    one datastore search per datastore and one VM retrieval, as the
+    backend's own listing.
 
-    :param VsphereBlockDeviceAPI api:
+    :param Assembly assembly: The backend's parts.
     :returns: a list of ``VolumeRow``, by dataset id.
     """
-    operations, layout = _parts(api)
+    operations, layout = assembly.operations, assembly.layout
     disks = operations.search_disks(layout)
-    vms = operations.virtual_machines() if disks else []
+    attachments = operations.attachments(layout) if disks else None
     rows = []
     for disk in disks:
-        holder = [vm for vm in vms
-                  if find_disk(vm.devices, text_type(disk.path)) is not None]
-        vm = holder[0] if holder else None
+        holder = attachments.holder(disk.path)
+        vm = holder.vm if holder else None
         rows.append(VolumeRow(
             blockdevice_id=blockdevice_id_for(disk.dataset_id),
             dataset_id=disk.dataset_id, size=disk.size, profile=disk.profile,
@@ -110,21 +101,21 @@ def volume_rows(api):
     return sorted(rows, key=lambda row: text_type(row.dataset_id))
 
 
-def find_orphans(api):
+def find_orphans(assembly):
     """
     Everything in the cluster's folders (every configured datastore) that
     no volume accounts for, and the volumes attached to powered-off VMs.
 
-    :param VsphereBlockDeviceAPI api:
+    :param Assembly assembly: The backend's parts.
     :returns: a list of ``Finding``.
     """
-    operations, layout = _parts(api)
-    files = operations.cluster_files(layout)
+    operations, layout = assembly.operations, assembly.layout
+    files = assembly.operator.cluster_files(layout)
     # A disk is complete when the backend itself lists it: the same disk
     # search, not this broader file search, decides.
     volumes = set(text_type(disk.path) for disk in operations.search_disks(layout))
-    vms = operations.virtual_machines()
-    held = set(name for vm in vms for name in disk_file_names(vm.devices))
+    held = set(text_type(disk.path)
+               for disk in operations.attachments(layout).disks)
     present = set("{}/{}".format(folder.rstrip("/"), name)
                   for _, folder, name, _ in files)
     findings = []
@@ -153,7 +144,7 @@ def find_orphans(api):
             kind=FOREIGN_FILE, path=path, detail=(
                 "a disk outside any profile's folder" if dataset_id is not None
                 else "not a file this driver names") + "; left alone"))
-    for row in volume_rows(api):
+    for row in volume_rows(assembly):
         if row.vm_id is not None and row.power_state != "poweredOn":
             # A suspended VM comes back with its disks: only a powered-off
             # one may safely lose them.
@@ -178,13 +169,14 @@ def _half_created(kind, path, descriptor, held, present, detail):
                    repair="delete {}".format(" and ".join(files)))
 
 
-def repair(api, findings):
+def repair(assembly, findings):
     """
     Carry out the safe repair of each finding that has one.
 
+    :param Assembly assembly: The backend's parts.
     :returns: a list of ``(Finding, text saying what was done)``.
     """
-    operations, _ = _parts(api)
+    operations, layout = assembly.operations, assembly.layout
     done = []
     for finding in findings:
         if finding.repair is None:
@@ -192,8 +184,9 @@ def repair(api, findings):
         # The state is read again right before each repair: Flocker's own
         # agents may have moved the volume, or a VM taken the disk, since
         # the findings were made.
-        vms = operations.virtual_machines()
-        holders = [vm for vm in vms if find_disk(vm.devices, finding.path)]
+        path = DatastorePath.parse(finding.path)
+        holders = [held.vm for held in operations.attachments(layout).holders(
+            path)]
         if finding.kind == POWERED_OFF_HOLDER:
             holder = holders[0] if len(holders) == 1 else None
             if (holder is None or holder.instance_uuid != finding.vm_id
@@ -201,14 +194,14 @@ def repair(api, findings):
                 done.append((finding, "left alone: the volume moved or its "
                              "VM was powered on since"))
                 continue
-            operations.detach_disk(holder, finding.path)
+            operations.detach_disk(holder, path)
             done.append((finding, "detached volume {}".format(
                 finding.blockdevice_id)))
         elif holders:
             done.append((finding, "left alone: a VM holds it now"))
         else:
             deleted = [name for name in finding.files
-                       if operations.delete_file(name)]
+                       if assembly.operator.delete_file(name)]
             done.append((finding, "deleted {}".format(
                 " and ".join(deleted) or "nothing (already gone)")))
     return done

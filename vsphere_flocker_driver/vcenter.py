@@ -16,16 +16,14 @@ import threading
 import warnings
 
 from pyVmomi import SoapStubAdapter, pbm, vim, vmodl
-from six.moves import http_client
 
-from ._compat import monotonic, native_string, text_type
+from ._compat import http_client, monotonic, native_string, text_type
 from ._logging import (
     LOGIN, SESSION_EXPIRED, TLS_VERIFICATION_DISABLED, VCENTER_CALL,
     WAIT_FOR_TASK, log_message,
 )
 from .errors import (
-    ConfigurationError, LicenceRefused, TaskFailed, TaskTimeout,
-    VCenterUnavailable,
+    LicenceRefused, TaskTimeout, VCenterUnavailable,
 )
 
 #: The API version spoken: vSphere 6.0, which every supported vCenter knows.
@@ -40,6 +38,10 @@ _NETWORK_ERRORS = (socket.error, ssl.SSLError, ssl.CertificateError,
                    http_client.HTTPException)
 
 _TERMINAL_TASK_STATES = ("success", "error")
+
+# All that is read of a task: the whole ``info`` of some tasks does not
+# deserialise (see ``wait_for_task``).
+_TASK_PROPERTIES = ["info.state", "info.error", "info.result"]
 
 # OpenSSL's verification result for a certificate of another host.
 _X509_V_ERR_HOSTNAME_MISMATCH = 62
@@ -236,8 +238,9 @@ class VCenter(object):
 
         A session vCenter no longer knows (``NotAuthenticated``: expired, or
         terminated by an administrator) is opened again and the call retried
-        once.  Faults of vSphere are raised as pyVmomi raises them, for the
-        caller to translate at the narrowest place.
+        once.  Faults of vSphere are raised as pyVmomi raises them (typed
+        ``vim.fault.*``), for the caller to translate at the narrowest place;
+        a task's fault is raised the same way by :meth:`run_task`.
 
         :raises VCenterUnavailable: vCenter cannot be reached.
         """
@@ -274,7 +277,7 @@ class VCenter(object):
         """
         Retrieve properties with as few requests as vCenter allows.
 
-        :param specs: ``PropertyFilterSpec`` objects.
+        :param specs: ``PropertyFilterSpec`` objects (see ``filter_spec``).
         :returns: a list of ``(managed object, {property path: value})``.
         """
         collector = self.content().propertyCollector
@@ -292,6 +295,33 @@ class VCenter(object):
                                    for prop in content.propSet or ()))
                 for content in contents]
 
+    def properties(self, objects, kind, paths):
+        """
+        ``paths`` of each of ``objects`` (managed objects of type ``kind``),
+        in one request however many there are.
+
+        :returns: a list of ``(managed object, {property path: value})``.
+        """
+        objects = list(objects)
+        if not objects:
+            return []
+        return self.retrieve([filter_spec(objects, kind, paths)])
+
+    def properties_below(self, root, kind, paths):
+        """
+        ``paths`` of every ``kind`` below the folder ``root`` (folders and
+        vApps included), in one request however many there are.
+
+        :returns: a list of ``(managed object, {property path: value})``.
+        """
+        return self.retrieve([_inventory_spec(root, kind, paths)])
+
+    def properties_of(self, obj, kind, paths):
+        """``paths`` of the one managed object ``obj``, as a dict."""
+        for _, properties in self.properties([obj], kind, paths):
+            return properties
+        return {}
+
     # -- tasks ---------------------------------------------------------------
 
     def run_task(self, method, description, *args, **kwargs):
@@ -299,7 +329,8 @@ class VCenter(object):
         Start a task with ``method`` and wait for it.
 
         :returns: the task's ``info.result``.
-        :raises TaskFailed: the task ended in error (its fault attached).
+        :raises vmodl.MethodFault: the task's own fault (``info.error``), the
+            same typed fault a direct call raises.
         :raises TaskTimeout: it did not end within the operation timeout.
         """
         task = self.call(method, *args, **kwargs)
@@ -313,29 +344,28 @@ class VCenter(object):
         whole ``info`` of some tasks does not deserialise (see the notes on
         VirtualDiskManager tasks).  A task that has already ended costs one
         request; otherwise a private property collector waits for updates,
-        bounded by the operation timeout.
+        bounded by the operation timeout.  A task that failed raises its
+        fault; the Eliot action around the wait records what the task was
+        doing.
         """
         with WAIT_FOR_TASK(task=task._moId, description=description):
             info = self._task_info(task)
             if info.get("info.state") not in _TERMINAL_TASK_STATES:
                 info = self._wait_for_task_update(task, description)
             if info.get("info.state") == "error":
-                if isinstance(info.get("info.error"), vim.fault.RestrictedVersion):
+                fault = info.get("info.error")
+                if isinstance(fault, vim.fault.RestrictedVersion):
                     raise LicenceRefused(description)
-                raise TaskFailed(task._moId, description, info.get("info.error"))
+                if fault is None:
+                    # vCenter always says why; a task that does not is
+                    # still a failure, never a success.
+                    fault = vmodl.RuntimeFault(msg="the task failed without "
+                                               "saying why")
+                raise fault
             return info.get("info.result")
 
-    def _task_spec(self, task):
-        return vmodl.query.PropertyCollector.FilterSpec(
-            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(
-                type=vim.Task,
-                pathSet=["info.state", "info.error", "info.result"])])
-
     def _task_info(self, task):
-        for _, properties in self.retrieve([self._task_spec(task)]):
-            return properties
-        return {}
+        return self.properties_of(task, vim.Task, _TASK_PROPERTIES)
 
     def _wait_for_task_update(self, task, description):
         timeout = self.config.operation_timeout
@@ -358,7 +388,8 @@ class VCenter(object):
         collector = self.call(
             self.content().propertyCollector.CreatePropertyCollector)
         try:
-            self.call(collector.CreateFilter, self._task_spec(task),
+            self.call(collector.CreateFilter,
+                      filter_spec([task], vim.Task, _TASK_PROPERTIES),
                       partialUpdates=False)
             version = ""
             while True:
@@ -434,51 +465,13 @@ class VCenter(object):
         return dict((text_type(profile.name), text_type(profile.profileId.uniqueId))
                     for profile in profiles)
 
-    # -- the inventory -------------------------------------------------------
 
-    def find_datacenter(self, name):
-        """
-        The datacenter called ``name``, wherever it is in the folders.
-
-        :returns: ``(datacenter, {"vmFolder": ..., "datastore": [...]})``
-        :raises ConfigurationError: no datacenter has that name.
-        """
-        found = dict(
-            (properties["name"], (datacenter, properties))
-            for datacenter, properties in self.retrieve([_inventory_spec(
-                self.content().rootFolder, vim.Datacenter,
-                ["name", "vmFolder", "datastore"])]))
-        if name not in found:
-            raise ConfigurationError("datacenter_name", _not_found(
-                "datacenter", name, found))
-        return found[name]
-
-    def find_datastores(self, datastores):
-        """
-        The name, browser and local URL of each datastore.
-
-        :returns: ``{name: (datastore, properties)}``
-        """
-        if not datastores:
-            return {}
-        spec = vmodl.query.PropertyCollector.FilterSpec(
-            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=datastore)
-                       for datastore in datastores],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(
-                type=vim.Datastore,
-                pathSet=["name", "browser", "summary.url",
-                         "summary.accessible", "summary.type"])])
-        return dict((properties["name"], (datastore, properties))
-                    for datastore, properties in self.retrieve([spec]))
-
-    def virtual_machines(self, vm_folder, paths):
-        """
-        ``paths`` of every VM under ``vm_folder`` (folders and vApps included),
-        in one request however many VMs there are.
-
-        :returns: a list of ``(vm, properties)``.
-        """
-        return self.retrieve([_inventory_spec(vm_folder, vim.VirtualMachine, paths)])
+def filter_spec(objects, kind, paths):
+    """A filter spec for ``paths`` of each of ``objects``, of type ``kind``."""
+    Collector = vmodl.query.PropertyCollector
+    return Collector.FilterSpec(
+        objectSet=[Collector.ObjectSpec(obj=obj) for obj in objects],
+        propSet=[Collector.PropertySpec(type=kind, pathSet=list(paths))])
 
 
 def _inventory_spec(root, kind, paths):
@@ -496,9 +489,9 @@ def _inventory_spec(root, kind, paths):
         propSet=[Collector.PropertySpec(type=kind, pathSet=list(paths))])
 
 
-def _not_found(kind, name, found):
-    names = ", ".join(sorted(found)) or "none"
-    return "no {} named {!r} in vCenter (found: {})".format(kind, name, names)
+def fault_message(fault):
+    """What a vSphere fault says, or its type's name when it says nothing."""
+    return text_type(getattr(fault, "msg", None) or type(fault).__name__)
 
 
 def _is_timeout(error):

@@ -19,9 +19,9 @@ import uuid
 
 import bitmath
 
-from . import vsphere_from_configuration
-from .testtools.simulator import Simulator, SimulatorUnavailable
-from .testtools.virtual_guest import VirtualGuest, loop_devices_available
+from .. import vsphere_from_configuration
+from .simulator import Simulator, SimulatorUnavailable
+from .virtual_guest import VirtualGuest, loop_devices_available
 
 GiB = 1024 ** 3
 

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections import Counter
 
-from .._compat import monotonic
+from .._compat import monotonic, text_type
 from ..errors import (
     AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume, DiskLocked,
 )
@@ -87,12 +87,13 @@ class SoakReport(object):
                                        else "; ".join(self.problems))
 
 
-def run_soak(make_api, nodes, operations=100, seconds=60.0, max_volumes=8,
+def run_soak(make_assembly, nodes, operations=100, seconds=60.0, max_volumes=8,
              seed=None):
     """
     Run the soak.
 
-    :param make_api: Builds a new API object of the cluster (one per node).
+    :param make_assembly: Builds a new ``Assembly`` of the cluster's backend
+        (one per node).
     :param nodes: The node ids (instance UUIDs) the workers act as.
     :param int operations: Operations per node, at most.
     :param float seconds: Wall-clock bound for the whole run.
@@ -102,7 +103,8 @@ def run_soak(make_api, nodes, operations=100, seconds=60.0, max_volumes=8,
     report = SoakReport()
     deadline = monotonic() + seconds
     generator = random.Random(seed)
-    apis = [make_api() for _ in nodes]
+    assemblies = [make_assembly() for _ in nodes]
+    apis = [assembly.api for assembly in assemblies]
     seeds = [generator.random() for _ in nodes]
     threads = [threading.Thread(target=_worker, args=(
         api, node, report, operations, deadline, max_volumes, random.Random(s)))
@@ -111,7 +113,7 @@ def run_soak(make_api, nodes, operations=100, seconds=60.0, max_volumes=8,
         thread.start()
     for thread in threads:
         thread.join(seconds + 120)
-    _final_check(apis[0], nodes, report)
+    _final_check(assemblies[0], nodes, report)
     return report
 
 
@@ -154,9 +156,9 @@ def _worker(api, node, report, operations, deadline, max_volumes, generator):
             report.fail(name, error)
 
 
-def _final_check(api, nodes, report):
+def _final_check(assembly, nodes, report):
     """Every disk listed once, attached at most once, to a known node."""
-    volumes = api.list_volumes()
+    volumes = assembly.api.list_volumes()
     ids = [v.blockdevice_id for v in volumes]
     if len(ids) != len(set(ids)):
         report.problems.append("a volume is listed twice")
@@ -172,19 +174,15 @@ def _final_check(api, nodes, report):
         if volume.attached_to is not None and volume.attached_to not in nodes:
             report.problems.append("{} attached to unknown node {}".format(
                 volume.blockdevice_id, volume.attached_to))
-    held = Counter()
-    for vm in api.operations.virtual_machines():
-        for device in vm.devices:
-            name = getattr(getattr(device, "backing", None), "fileName", None)
-            if name:
-                held[name] += 1
+    held = Counter(text_type(disk.path) for disk in
+                   assembly.operations.attachments(assembly.layout).disks)
     for name, count in sorted(held.items()):
         if count > 1:
             report.problems.append("{} is attached to {} VMs".format(name, count))
 
 
 def main(argv=None):
-    from .. import vsphere_from_configuration
+    from ..assembly import assemble
     from .simulator import Simulator
     parser = argparse.ArgumentParser(description="Soak the backend on the simulator.")
     parser.add_argument("--nodes", type=int, default=4)
@@ -197,7 +195,7 @@ def main(argv=None):
         dataset = simulator.dataset_config()
         dataset.pop("backend")
         report = run_soak(
-            lambda: vsphere_from_configuration(cluster_id, **dataset),
+            lambda: assemble(cluster_id, **dataset).validate(),
             [vm.instance_uuid for vm in simulator.vms[:options.nodes]],
             operations=options.operations, seconds=options.seconds,
             seed=options.seed)

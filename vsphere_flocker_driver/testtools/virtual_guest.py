@@ -40,7 +40,9 @@ import threading
 import traceback
 from uuid import UUID
 
-from .._compat import makedirs, monotonic, native_string, text_type, to_text
+from .._compat import (
+    http_client, makedirs, monotonic, native_string, text_type, to_text,
+)
 from ..guest import byte_swapped
 from .loop_devices import (
     CommandFailed, autoclear, loop_backing_file, loop_devices_available, mounts,
@@ -336,7 +338,6 @@ class VirtualGuest(object):
         if si is not None:
             from pyVim.connect import Disconnect
             from pyVmomi import vmodl
-            from six.moves import http_client
             try:
                 Disconnect(si)
             except (vmodl.MethodFault, EnvironmentError,

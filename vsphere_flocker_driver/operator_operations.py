@@ -1,0 +1,155 @@
+"""
+The vSphere operations only the operator's tools need: what a datastore
+holds at a path, every file in a cluster's folders, the privileges a user
+lacks, a VM's free SCSI slot, deleting one file for a repair.
+
+The backend never calls these; they live apart from ``IVsphereOperations``
+so that each interface is what its caller uses.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+from pyVmomi import vim
+from zope.interface import Interface, implementer
+
+from ._compat import text_type
+from .devices import free_slot
+from .operations import delete_with_task, search_cluster
+
+
+class IOperatorOperations(Interface):
+    """What ``vsphere-flocker check`` and ``orphans`` ask of vSphere."""
+
+    def folder_entry(path):
+        """``"folder"``, ``"file"`` or ``None``: what is at ``path``."""
+
+    def cluster_files(layout):
+        """Every file in ``layout``'s cluster folders, whatever its name."""
+
+    def delete_file(path):
+        """Delete one datastore file; ``False`` if it did not exist."""
+
+    def missing_privileges(entities, privileges):
+        """The privileges this session's user lacks on each entity."""
+
+    def free_slot(vm):
+        """Where a new disk would go on ``vm`` (see ``devices.free_slot``)."""
+
+
+@implementer(IOperatorOperations)
+class VsphereOperatorOperations(object):
+    """
+    The operator's operations on the backend's own session and inventory.
+
+    :param VCenter vcenter: The session.
+    :param InventoryLookup lookup: The backend's look-up of what the
+        configuration names.
+    :param VsphereOperations operations: The backend's operations, whose
+        device reads these share.
+    """
+
+    def __init__(self, vcenter, lookup, operations):
+        self._vcenter = vcenter
+        self._lookup = lookup
+        self._operations = operations
+
+    def folder_entry(self, path):
+        """
+        What the datastore has at ``path`` (a ``DatastorePath``): ``"folder"``,
+        ``"file"``, or ``None`` when nothing is there (or its parent is
+        missing).  One search of the parent folder.
+        """
+        parent, _, name = text_type(path.path).rstrip("/").rpartition("/")
+        browser = self._lookup.datastore(path.datastore).browser
+        spec = vim.host.DatastoreBrowser.SearchSpec(
+            query=[vim.host.DatastoreBrowser.Query()],
+            details=vim.host.DatastoreBrowser.FileInfo.Details(fileType=True),
+            matchPattern=[name])
+        try:
+            result = self._vcenter.run_task(
+                browser.SearchDatastore_Task, "search {}".format(path),
+                datastorePath="[{}] {}".format(path.datastore, parent),
+                searchSpec=spec)
+        except vim.fault.FileNotFound:
+            return None
+        for info in getattr(result, "file", None) or ():
+            if info.path.rstrip("/") == name:
+                return ("folder" if isinstance(
+                    info, vim.host.DatastoreBrowser.FolderInfo) else "file")
+        return None
+
+    def cluster_files(self, layout):
+        """
+        Every file in ``layout``'s cluster folder and below, on every
+        configured datastore, whatever its name: one search per datastore.
+
+        :returns: a list of ``(datastore, folder path as the search reports
+            it, file name, capacity in KiB or None)``; folders left out.
+        """
+        spec = vim.host.DatastoreBrowser.SearchSpec(
+            # A plain file query first: it matches every file, so that a
+            # lone "-flat.vmdk" extent is seen too; the disk query asks for
+            # the capacity of disk descriptors.  Whether a disk is complete
+            # is not decided from this search (see ``search_disks``).
+            query=[vim.host.DatastoreBrowser.Query(),
+                   vim.host.DatastoreBrowser.VmDiskQuery(
+                       details=vim.host.DatastoreBrowser.VmDiskQuery.Details(
+                           capacityKb=True))],
+            details=vim.host.DatastoreBrowser.FileInfo.Details(
+                fileType=True, fileSize=True),
+            matchPattern=["*"])
+        found = []
+        for datastore, results in search_cluster(
+                self._vcenter, self._lookup.resolve(), layout, spec):
+            for result in results or ():
+                for info in result.file or ():
+                    if isinstance(info, vim.host.DatastoreBrowser.FolderInfo):
+                        continue
+                    found.append((datastore, text_type(result.folderPath),
+                                  text_type(info.path),
+                                  getattr(info, "capacityKb", None) or None))
+        return found
+
+    def delete_file(self, path):
+        """
+        Delete the one datastore file ``path`` (text ``[ds] folder/file``).
+
+        :returns: ``False`` if there was no such file.
+        """
+        return delete_with_task(
+            self._vcenter, self._lookup.datacenter().ref,
+            self._vcenter.content().fileManager.DeleteDatastoreFile_Task, path)
+
+    def missing_privileges(self, entities, privileges):
+        """
+        The privileges of ``privileges`` this session's user does not hold on
+        each of ``entities`` (two requests: the session, then
+        ``HasPrivilegeOnEntities``).
+
+        :param entities: managed objects.
+        :param privileges: privilege ids such as ``Datastore.Browse``.
+        :returns: ``{managed object id: sorted list of missing ids}``.
+        """
+        content = self._vcenter.content()
+        session = self._vcenter.properties_of(
+            content.sessionManager, vim.SessionManager,
+            ["currentSession"]).get("currentSession")
+        answers = self._vcenter.call(
+            content.authorizationManager.HasPrivilegeOnEntities,
+            entity=list(entities), sessionId=session.key,
+            privId=list(privileges))
+        missing = dict((entity._moId, []) for entity in entities)
+        for answer in answers or ():
+            missing[answer.entity._moId] = sorted(
+                text_type(available.privId)
+                for available in answer.privAvailability or ()
+                if not available.isGranted)
+        return missing
+
+    def free_slot(self, vm):
+        """
+        Where a disk attached to ``vm`` now would go: the rule ``attach``
+        itself follows (``devices.free_slot``), on the VM's devices as they
+        are now.
+        """
+        return free_slot(self._operations.devices(vm))
