@@ -1,0 +1,404 @@
+"""
+The ``IVsphereOperations`` contract: one suite, run against the in-memory
+``FakeVsphereOperations`` and against ``VsphereOperations`` on the simulator,
+so that the fake the facade's tests rely on cannot drift from the real thing.
+
+Each test gets a ``scene``: the operations, the cluster's layout, two
+powered-on VMs, and the few ways of arranging what the interface itself
+cannot make (a half-created disk, another configuration, a VM's
+``disk.EnableUUID``).
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import os
+import re
+import uuid
+
+import pytest
+from pyVim.connect import Disconnect
+from zope.interface.verify import verifyObject
+
+from vsphere_flocker_driver.assembly import assemble
+from vsphere_flocker_driver.errors import (
+    DatasetAlreadyHasVolume, DatastoreUnusable, DiskGone, DiskLocked,
+)
+from vsphere_flocker_driver.layout import ClusterLayout, DatastorePath, DiskFile
+from vsphere_flocker_driver.operations import IVsphereOperations
+from vsphere_flocker_driver.testtools.fakes import (
+    FakeVsphereOperations, fake_configuration,
+)
+
+from .conftest import set_disk_enable_uuid
+
+#: 1 MiB: the simulator writes real (sparse) files.
+CAPACITY_KB = 1024
+DISK_UUID = re.compile(r"^[0-9a-f]{32}$")
+UUID_TEXT = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class _Scene(object):
+    """
+    What every implementation's scene offers; subclasses set
+    ``operations``, ``config``, ``vms`` and the arranging methods.
+    """
+
+    def __init__(self):
+        self._created = []
+        self._attached = []
+
+    @property
+    def layout(self):
+        return ClusterLayout(volume_folder=self.config.volume_folder,
+                             cluster_id=self.config.cluster_id)
+
+    def disk_path(self, dataset_id, profile="bronze"):
+        return self.layout.disk_path(self.config.datastore_name, profile,
+                                     dataset_id)
+
+    def create(self, path, dataset_id=None, capacity_kb=CAPACITY_KB):
+        """Create a disk, to be deleted at the end of the test."""
+        self._created.append(path)
+        self.operations.create_disk(path, dataset_id or uuid.uuid4(),
+                                    capacity_kb, "thin", None)
+        return path
+
+    def new_disk(self, profile="bronze", capacity_kb=CAPACITY_KB):
+        """A new disk in the cluster: ``(path, dataset_id)``."""
+        dataset_id = uuid.uuid4()
+        return self.create(self.disk_path(dataset_id, profile), dataset_id,
+                           capacity_kb), dataset_id
+
+    def attach(self, vm, path):
+        """Attach a disk, to be detached at the end of the test."""
+        self.operations.attach_disk(vm, path, CAPACITY_KB, "paravirtual")
+        self._attached.append((vm, path))
+
+    def cleanup(self):
+        for vm, path in self._attached:
+            try:
+                self.operations.detach_disk(vm, path)
+            except DiskGone:
+                pass
+        for path in self._created:
+            self.operations.delete_disk(path)
+
+
+class FakeScene(_Scene):
+    def __init__(self):
+        _Scene.__init__(self)
+        self.config = fake_configuration()
+        self.operations = FakeVsphereOperations(self.config)
+        self.vms = self.operations.virtual_machines()[:2]
+
+    def operations_for(self, **dataset):
+        """Operations on the same datacenter, configured otherwise."""
+        return FakeVsphereOperations(fake_configuration(**dataset),
+                                     datastores=self.config.datastores)
+
+    def leave_half_created(self, path):
+        self.operations.add_file(path)
+
+    def set_disk_uuid_enabled(self, vm, enabled):
+        self.operations.set_disk_uuid_enabled(vm, enabled)
+
+
+class SimulatorScene(_Scene):
+    def __init__(self, simulator, make_assembly, dataset_config):
+        _Scene.__init__(self)
+        self._simulator = simulator
+        self._dataset_config = dataset_config
+        self._others = []
+        assembly = make_assembly()
+        self.config = assembly.config
+        self.operations = assembly.operations
+        records = dict((vm.name, vm)
+                       for vm in self.operations.virtual_machines())
+        self.vms = [records[vm.name] for vm in simulator.vms[:2]]
+
+    def operations_for(self, **dataset):
+        other = assemble(uuid.uuid4(), "/",
+                         **dict(self._dataset_config, **dataset))
+        self._others.append(other)
+        return other.operations
+
+    def leave_half_created(self, path):
+        # A descriptor never written: what a creation cut short leaves.
+        local = os.path.join(self._simulator.datastores[path.datastore],
+                             *path.path.split("/"))
+        if not os.path.isdir(os.path.dirname(local)):
+            os.makedirs(os.path.dirname(local))
+        open(local, "w").close()
+
+    def set_disk_uuid_enabled(self, vm, enabled):
+        instance = self._simulator.connect()
+        try:
+            set_disk_enable_uuid(instance.RetrieveContent(), vm.name, enabled)
+        finally:
+            Disconnect(instance)
+
+    def cleanup(self):
+        _Scene.cleanup(self)
+        for other in self._others:
+            other.close()
+
+
+@pytest.fixture(params=[
+    "fake", pytest.param("simulator", marks=pytest.mark.simulator)])
+def scene(request):
+    if request.param == "fake":
+        built = FakeScene()
+    else:
+        built = SimulatorScene(request.getfixturevalue("simulator"),
+                               request.getfixturevalue("make_assembly"),
+                               request.getfixturevalue("dataset_config"))
+    yield built
+    built.cleanup()
+
+
+# -- the configuration ----------------------------------------------------------
+
+def test_provides_the_interface(scene):
+    assert verifyObject(IVsphereOperations, scene.operations)
+
+
+def test_inventory_accepts_the_configuration(scene):
+    scene.operations.inventory()
+
+
+def test_inventory_refuses_a_missing_datastore(scene):
+    operations = scene.operations_for(datastore_name="NoSuchDatastore")
+    with pytest.raises(DatastoreUnusable) as caught:
+        operations.inventory()
+    assert caught.value.key == "datastore_name"
+    assert "NoSuchDatastore" in caught.value.problem
+
+
+# -- disks ------------------------------------------------------------------------
+
+def test_new_cluster_has_no_disks(scene):
+    assert scene.operations.search_disks(scene.layout) == []
+
+
+def test_created_disk_is_found_with_its_size_and_profile(scene):
+    path, dataset_id = scene.new_disk("silver", capacity_kb=2 * CAPACITY_KB)
+    assert scene.operations.search_disks(scene.layout) == [DiskFile(
+        path=path, dataset_id=dataset_id, profile="silver",
+        size=2 * CAPACITY_KB * 1024)]
+
+
+def test_search_by_dataset_id_finds_only_that_disk(scene):
+    scene.new_disk("gold")
+    path, dataset_id = scene.new_disk("bronze")
+    found = scene.operations.search_disks(scene.layout, dataset_id)
+    assert [(disk.path, disk.dataset_id, disk.profile) for disk in found] == [
+        (path, dataset_id, "bronze")]
+    assert scene.operations.search_disks(scene.layout, uuid.uuid4()) == []
+
+
+def test_other_clusters_disks_are_not_found(scene):
+    scene.new_disk()
+    other = ClusterLayout(volume_folder=scene.config.volume_folder,
+                          cluster_id=uuid.uuid4())
+    assert scene.operations.search_disks(other) == []
+
+
+def test_foreign_files_are_not_disks(scene):
+    folder = scene.layout.folder(scene.config.datastore_name)
+    dataset_id = uuid.uuid4()
+    for name in ["bronze/someone-elses.vmdk",
+                 "bronze/{}.vmdk".format(str(dataset_id).upper()),
+                 "{}.vmdk".format(dataset_id),
+                 "bronze/deeper/{}.vmdk".format(dataset_id)]:
+        scene.create(folder.child(name))
+    assert scene.operations.search_disks(scene.layout) == []
+    assert scene.operations.search_disks(scene.layout, dataset_id) == []
+
+
+def test_creating_an_existing_disk_raises_dataset_already_has_volume(scene):
+    path, dataset_id = scene.new_disk()
+    with pytest.raises(DatasetAlreadyHasVolume) as caught:
+        scene.operations.create_disk(path, dataset_id, CAPACITY_KB, "thin",
+                                     None)
+    assert caught.value.dataset_id == dataset_id
+    assert len(scene.operations.search_disks(scene.layout)) == 1
+
+
+def test_delete_returns_true_then_false(scene):
+    path, _ = scene.new_disk()
+    assert scene.operations.delete_disk(path) is True
+    assert scene.operations.search_disks(scene.layout) == []
+    assert scene.operations.delete_disk(path) is False
+
+
+def test_half_created_disk_is_invisible_then_removed(scene):
+    dataset_id = uuid.uuid4()
+    path = scene.disk_path(dataset_id)
+    scene.leave_half_created(path)
+    assert scene.operations.search_disks(scene.layout) == []
+    with pytest.raises(DatasetAlreadyHasVolume):
+        scene.operations.create_disk(path, dataset_id, CAPACITY_KB, "thin",
+                                     None)
+    scene.operations.remove_disk_files(path)
+    scene.create(path, dataset_id)
+    assert [disk.path for disk in
+            scene.operations.search_disks(scene.layout)] == [path]
+
+
+def test_removing_files_already_gone_is_no_error(scene):
+    scene.operations.remove_disk_files(scene.disk_path(uuid.uuid4()))
+
+
+def test_disk_uuid_is_32_hex_digits_and_stable(scene):
+    first, _ = scene.new_disk()
+    second, _ = scene.new_disk()
+    uuid_of = scene.operations.disk_uuid
+    assert DISK_UUID.match(uuid_of(first))
+    assert uuid_of(first) == uuid_of(first)
+    assert uuid_of(first) != uuid_of(second)
+
+
+def test_uuid_of_a_missing_disk_is_disk_gone(scene):
+    with pytest.raises(DiskGone):
+        scene.operations.disk_uuid(scene.disk_path(uuid.uuid4()))
+
+
+# -- virtual machines -------------------------------------------------------------
+
+def test_virtual_machines_have_names_and_instance_uuids(scene):
+    listed = dict((vm.instance_uuid, vm)
+                  for vm in scene.operations.virtual_machines())
+    for vm in scene.vms:
+        assert listed[vm.instance_uuid].name == vm.name
+        assert UUID_TEXT.match(vm.instance_uuid)
+        assert UUID_TEXT.match(vm.bios_uuid)
+        assert vm.power_state == "poweredOn"
+
+
+def test_find_vms_by_bios_uuid_finds_exactly_the_vm(scene):
+    for vm in scene.vms:
+        found = scene.operations.find_vms_by_bios_uuid(vm.bios_uuid)
+        assert [(found_vm.name, found_vm.instance_uuid)
+                for found_vm in found] == [(vm.name, vm.instance_uuid)]
+        # What it returns is a VM the other operations take.
+        assert scene.operations.disk_uuid_enabled(found[0]) is True
+    assert scene.operations.find_vms_by_bios_uuid(
+        "{}".format(uuid.uuid4())) == []
+
+
+def test_disk_uuid_enabled_follows_the_vm_option(scene):
+    vm = scene.vms[0]
+    scene.set_disk_uuid_enabled(vm, False)
+    try:
+        assert scene.operations.disk_uuid_enabled(vm) is False
+    finally:
+        scene.set_disk_uuid_enabled(vm, True)
+    assert scene.operations.disk_uuid_enabled(vm) is True
+
+
+def test_powering_on_a_running_vm_leaves_it_running(scene):
+    vm = scene.vms[0]
+    scene.operations.power_on(vm)
+    [found] = scene.operations.find_vms_by_bios_uuid(vm.bios_uuid)
+    assert found.power_state == "poweredOn"
+
+
+# -- attachments ------------------------------------------------------------------
+
+def test_attached_disk_shows_its_holder_and_path(scene):
+    vm = scene.vms[0]
+    path, _ = scene.new_disk()
+    scene.attach(vm, path)
+    attachments = scene.operations.attachments(scene.layout)
+    assert set(found.instance_uuid for found in scene.vms) <= set(
+        found.instance_uuid for found in attachments.vms)
+    [held] = attachments.disks
+    assert (held.path, held.vm.instance_uuid) == (path, vm.instance_uuid)
+    assert attachments.holder(path) == held
+    assert held.disk_uuid is None or (
+        DISK_UUID.match(held.disk_uuid)
+        and held.disk_uuid == scene.operations.disk_uuid(path))
+
+
+def test_attaching_twice_to_one_vm_raises_disk_locked(scene):
+    vm = scene.vms[0]
+    path, _ = scene.new_disk()
+    scene.attach(vm, path)
+    with pytest.raises(DiskLocked):
+        scene.operations.attach_disk(vm, path, CAPACITY_KB, "paravirtual")
+    assert len(scene.operations.attachments(scene.layout).holders(path)) == 1
+
+
+def test_disk_held_by_a_running_vm_is_locked_for_another_running_vm(scene):
+    first, second = scene.vms
+    path, _ = scene.new_disk()
+    scene.attach(first, path)
+    with pytest.raises(DiskLocked):
+        scene.operations.attach_disk(second, path, CAPACITY_KB, "paravirtual")
+    holders = scene.operations.attachments(scene.layout).holders(path)
+    assert [held.vm.instance_uuid for held in holders] == [first.instance_uuid]
+
+
+def test_disk_held_by_a_running_vm_cannot_be_deleted(scene):
+    path, _ = scene.new_disk()
+    scene.attach(scene.vms[0], path)
+    with pytest.raises(DiskLocked):
+        scene.operations.delete_disk(path)
+    assert [disk.path for disk in
+            scene.operations.search_disks(scene.layout)] == [path]
+
+
+def test_detached_disk_is_not_held_and_keeps_its_file(scene):
+    vm = scene.vms[0]
+    path, dataset_id = scene.new_disk()
+    scene.attach(vm, path)
+    scene.operations.detach_disk(vm, path)
+    assert scene.operations.attachments(scene.layout).disks == ()
+    assert [disk.dataset_id for disk in
+            scene.operations.search_disks(scene.layout)] == [dataset_id]
+    # And it can be attached again.
+    scene.attach(vm, path)
+    assert scene.operations.attachments(scene.layout).holder(path) is not None
+
+
+def test_detaching_a_disk_not_held_raises_disk_gone(scene):
+    first, second = scene.vms
+    path, _ = scene.new_disk()
+    with pytest.raises(DiskGone):
+        scene.operations.detach_disk(first, path)
+    scene.attach(first, path)
+    with pytest.raises(DiskGone):
+        scene.operations.detach_disk(second, path)
+
+
+def test_attaching_a_deleted_disk_raises_disk_gone(scene):
+    path, _ = scene.new_disk()
+    scene.operations.delete_disk(path)
+    with pytest.raises(DiskGone):
+        scene.operations.attach_disk(scene.vms[0], path, CAPACITY_KB,
+                                     "paravirtual")
+    assert scene.operations.attachments(scene.layout).disks == ()
+
+
+def test_disks_outside_the_clusters_folders_are_not_attachments(scene):
+    vm = scene.vms[0]
+    other = ClusterLayout(volume_folder=scene.config.volume_folder,
+                          cluster_id=uuid.uuid4())
+    datastore = scene.config.datastore_name
+    elsewhere = scene.create(DatastorePath(
+        datastore=datastore,
+        path="elsewhere-{}/{}.vmdk".format(uuid.uuid4(), uuid.uuid4())))
+    theirs = scene.create(other.disk_path(datastore, "bronze", uuid.uuid4()))
+    mine, _ = scene.new_disk()
+    for path in (elsewhere, theirs, mine):
+        scene.attach(vm, path)
+    assert [held.path for held in
+            scene.operations.attachments(scene.layout).disks] == [mine]
+    assert [held.path for held in
+            scene.operations.attachments(other).disks] == [theirs]
+
+
+def test_operator_operations_provide_their_interface(make_assembly):
+    from vsphere_flocker_driver.operator_operations import IOperatorOperations
+    assert verifyObject(IOperatorOperations, make_assembly().operator)
