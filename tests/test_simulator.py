@@ -528,3 +528,244 @@ def test_set_datastore_accessible(simulator, vcenter):
         simulator.set_datastore_accessible(name, True)
     assert os.path.isdir(simulator.datastores[name])
     assert accessibility(vcenter, datastore) == (True, [True] * len(datastore.host))
+
+
+# Optimistic concurrency: config.changeVersion (vcsim/changeversion.go).
+
+def vm_properties(content, vm, path_set, collector=None):
+    """
+    :returns: ({path: value}, {path: fault}) for one VM through
+        RetrievePropertiesEx: its propSet and its missingSet.
+    """
+    pc = vmodl.query.PropertyCollector
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=vm)],
+        propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=list(path_set))])
+    result = (collector or content.propertyCollector).RetrievePropertiesEx(
+        [spec], pc.RetrieveOptions())
+    assert [o.obj for o in result.objects] == [vm]
+    found = result.objects[0]
+    return (dict((p.name, p.val) for p in found.propSet),
+            dict((m.path, m.fault) for m in found.missingSet))
+
+
+def change_version(content, vm):
+    return vm_properties(content, vm, ["config.changeVersion"])[0][
+        "config.changeVersion"]
+
+
+def set_extra(vm, key, value, change_version=None):
+    """Reconfigure one extraConfig key; returns the task."""
+    spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=key, value=value)])
+    if change_version is not None:
+        spec.changeVersion = change_version
+    return vm.ReconfigVM_Task(spec=spec)
+
+
+def extra(content, vm, key):
+    options = vm_properties(content, vm, ["config.extraConfig"])[0].get(
+        "config.extraConfig", [])
+    values = [o.value for o in options if o.key == key]
+    return values[0] if values else None
+
+
+def test_change_version_on_every_vm_and_new_after_each_reconfigure(simulator, vcenter):
+    vms = [find_entity(vcenter, vim.VirtualMachine, v.name) for v in simulator.vms]
+    versions = [change_version(vcenter, vm) for vm in vms]
+    assert all(versions), versions
+    assert len(set(versions)) == len(versions)
+    vm = vms[0]
+    key = "vcsim.test.change-version"
+    seen = set(versions)
+    try:
+        for value in ("1", "2"):
+            wait(set_extra(vm, key, value))
+            version = change_version(vcenter, vm)
+            assert version not in seen
+            seen.add(version)
+            # pyVmomi's own attribute reads see it too.
+            assert vm.config.changeVersion == version
+        # Other VMs did not change.
+        assert [change_version(vcenter, other) for other in vms[1:]] == versions[1:]
+    finally:
+        wait(set_extra(vm, key, ""))
+
+
+def test_stale_change_version_refused_with_concurrent_access(simulator, vcenter):
+    vm = find_entity(vcenter, vim.VirtualMachine, simulator.vms[0].name)
+    key = "vcsim.test.stale"
+    stale = change_version(vcenter, vm)
+    try:
+        wait(set_extra(vm, key, "first", change_version=stale))
+        current = change_version(vcenter, vm)
+        assert current != stale
+        # The failing case: a spec read before the VM changed.
+        with pytest.raises(vim.fault.ConcurrentAccess):
+            wait(set_extra(vm, key, "second", change_version=stale))
+        assert extra(vcenter, vm, key) == "first"
+        assert change_version(vcenter, vm) == current
+        # The current one is accepted, and then is stale in turn.
+        wait(set_extra(vm, key, "third", change_version=current))
+        assert extra(vcenter, vm, key) == "third"
+        assert change_version(vcenter, vm) not in (stale, current)
+        with pytest.raises(vim.fault.ConcurrentAccess):
+            wait(set_extra(vm, key, "fourth", change_version=current))
+        assert extra(vcenter, vm, key) == "third"
+    finally:
+        wait(set_extra(vm, key, ""))
+    assert extra(vcenter, vm, key) is None
+
+
+def test_change_version_reaches_wait_for_updates(simulator, vcenter):
+    vm = find_entity(vcenter, vim.VirtualMachine, simulator.vms[1].name)
+    pc = vmodl.query.PropertyCollector
+    collector = vcenter.propertyCollector.CreatePropertyCollector()
+    key = "vcsim.test.updates"
+    try:
+        collector.CreateFilter(pc.FilterSpec(
+            objectSet=[pc.ObjectSpec(obj=vm)],
+            propSet=[pc.PropertySpec(type=vim.VirtualMachine,
+                                     pathSet=["config.changeVersion"])]),
+            partialUpdates=False)
+        first = collector.WaitForUpdatesEx("", pc.WaitOptions(maxWaitSeconds=5))
+        before = first.filterSet[0].objectSet[0].changeSet[0].val
+        assert before == change_version(vcenter, vm)
+        wait(set_extra(vm, key, "1"))
+        update = collector.WaitForUpdatesEx(
+            first.version, pc.WaitOptions(maxWaitSeconds=5))
+        assert update is not None, "no update after a reconfiguration"
+        changes = dict((c.name, c.val) for f in update.filterSet
+                       for o in f.objectSet for c in o.changeSet)
+        assert changes["config.changeVersion"] == change_version(vcenter, vm)
+        assert changes["config.changeVersion"] != before
+    finally:
+        collector.DestroyPropertyCollector()
+        wait(set_extra(vm, key, ""))
+
+
+# Partial answers on demand: vcsim.inject.missing (vcsim/missing.go).
+
+class _Instance(object):
+    """What ``retrieve_vms`` needs of a ServiceInstance: its content."""
+
+    def __init__(self, content):
+        self.content = content
+
+
+def test_injected_missing_properties_come_back_in_missing_set(simulator, vcenter):
+    vms = [find_entity(vcenter, vim.VirtualMachine, v.name) for v in simulator.vms]
+    vm, others = vms[0], vms[1:]
+    paths = ["name", "config.hardware.device", "runtime.powerState",
+             "config.instanceUuid", "config.extraConfig"]
+    props, missing = vm_properties(vcenter, vm, paths)
+    assert set(props) == set(paths) and not missing
+    try:
+        simulator.inject_missing(
+            vm.name, ["config.hardware.device", "runtime.powerState"])
+        props, missing = vm_properties(vcenter, vm, paths)
+        # The failing case: no value, a fault instead.
+        assert sorted(missing) == ["config.hardware.device", "runtime.powerState"]
+        assert all(isinstance(f, vim.fault.NoPermission) for f in missing.values())
+        assert missing["runtime.powerState"].privilegeId == "System.Read"
+        assert sorted(props) == ["config.extraConfig", "config.instanceUuid", "name"]
+        assert extra(vcenter, vm, "vcsim.inject.missing") == (
+            "config.hardware.device,runtime.powerState:NoPermission")
+        # Paths above a withheld one are withheld too.
+        props, missing = vm_properties(vcenter, vm, [
+            "config", "config.hardware", "config.hardware.numCPU",
+            "runtime.connectionState"])
+        assert sorted(missing) == ["config", "config.hardware"]
+        assert sorted(props) == ["config.hardware.numCPU", "runtime.connectionState"]
+        # pyVmomi's attribute reads (Fetch, or RetrievePropertiesEx before
+        # pyVmomi 8) fail with the fault.
+        with pytest.raises(vim.fault.NoPermission):
+            assert vm.runtime.powerState is None
+        with pytest.raises(vim.fault.NoPermission):
+            assert vm.config is None
+        assert vm.name == simulator.vms[0].name
+        # Other VMs are unaffected, in the same answer too.
+        found = retrieve_vms(_Instance(vcenter),
+                             ["config.hardware.device", "runtime.powerState"])
+        assert "config.hardware.device" not in found[vm.name]
+        for other in others:
+            assert set(found[other.name]) == {
+                "name", "config.hardware.device", "runtime.powerState"}
+            assert vm_properties(vcenter, other, paths)[1] == {}
+    finally:
+        simulator.clear_missing(vm.name)
+    props, missing = vm_properties(vcenter, vm, paths)
+    assert set(props) == set(paths) and not missing
+    assert extra(vcenter, vm, "vcsim.inject.missing") is None
+    assert vm.runtime.powerState in ("poweredOn", "poweredOff")
+
+
+def test_injected_generic_fault_on_created_collectors_and_updates(simulator, vcenter):
+    from pyVim.task import WaitForTask
+    vm = find_entity(vcenter, vim.VirtualMachine, simulator.vms[1].name)
+    pc = vmodl.query.PropertyCollector
+    collector = vcenter.propertyCollector.CreatePropertyCollector()
+    try:
+        simulator.inject_missing(vm.name, "config.hardware.device", fault="SystemError")
+        props, missing = vm_properties(
+            vcenter, vm, ["config.hardware.device", "config.uuid"], collector=collector)
+        assert list(missing) == ["config.hardware.device"]
+        assert isinstance(missing["config.hardware.device"], vmodl.fault.SystemError)
+        assert list(props) == ["config.uuid"]
+        # WaitForUpdatesEx reports the property missing too.
+        collector.CreateFilter(pc.FilterSpec(
+            objectSet=[pc.ObjectSpec(obj=vm)],
+            propSet=[pc.PropertySpec(type=vim.VirtualMachine,
+                                     pathSet=["config.hardware.device", "name"])]),
+            partialUpdates=False)
+        update = collector.WaitForUpdatesEx("", pc.WaitOptions(maxWaitSeconds=5))
+        (entered,) = [o for f in update.filterSet for o in f.objectSet]
+        assert [c.name for c in entered.changeSet] == ["name"]
+        assert [m.path for m in entered.missingSet] == ["config.hardware.device"]
+        # Another injection replaces the first; paths below a withheld one
+        # are withheld too; task waits still work.
+        simulator.inject_missing(vm.name, ["config.hardware"], fault="InvalidState")
+        props, missing = vm_properties(vcenter, vm, [
+            "config.hardware.device", "config.hardware.numCPU", "config.uuid"])
+        assert sorted(missing) == ["config.hardware.device", "config.hardware.numCPU"]
+        assert all(isinstance(f, vim.fault.InvalidState) for f in missing.values())
+        assert list(props) == ["config.uuid"]
+        task = set_extra(vm, "vcsim.test.wait", "1")
+        assert WaitForTask(task) == "success"
+        wait(set_extra(vm, "vcsim.test.wait", ""))
+    finally:
+        collector.DestroyPropertyCollector()
+        simulator.clear_missing(vm.name)
+    assert vm_properties(vcenter, vm, ["config.hardware.device"])[1] == {}
+
+
+def test_injection_keeps_not_authenticated_without_a_session(simulator, vcenter):
+    from pyVmomi import SoapStubAdapter
+    import ssl
+    vm = find_entity(vcenter, vim.VirtualMachine, simulator.vms[0].name)
+    # A stub that never logged in (vSphere 5.5's API has RetrievePropertiesEx).
+    stub = SoapStubAdapter(host=simulator.host, port=simulator.port,
+                           version="vim.version.version9",
+                           sslContext=ssl._create_unverified_context())
+    anonymous = vim.ServiceInstance("ServiceInstance", stub).RetrieveContent()
+    try:
+        simulator.inject_missing(vm.name, ["runtime.powerState"])
+        props, missing = vm_properties(
+            anonymous, vim.VirtualMachine(vm._moId, stub),
+            ["runtime.powerState", "name"])
+        assert props == {}
+        assert sorted(missing) == ["name", "runtime.powerState"]
+        assert all(isinstance(f, vim.fault.NotAuthenticated) for f in missing.values())
+    finally:
+        simulator.clear_missing(vm.name)
+
+
+def test_inject_missing_refuses_what_it_cannot_do(simulator):
+    name = simulator.vms[0].name
+    for paths, fault in (([], "NoPermission"), ([""], "NoPermission"),
+                         (["a,b"], "NoPermission"),
+                         (["config.extraConfig"], "NoPermission"),
+                         (["runtime.powerState"], "NoSuchFault")):
+        with pytest.raises(ValueError):
+            simulator.inject_missing(name, paths, fault=fault)
+    with pytest.raises(LookupError):
+        simulator.inject_missing("no such VM", ["runtime.powerState"])

@@ -10,8 +10,10 @@ starts one by hand and prints the ``dataset:`` section of an ``agent.yml``.
 The extensions make the simulator behave as vSphere does where a volume
 driver can tell: VMDK descriptors with capacity and UUID, datastore search
 details, file locks between powered-on VMs, SCSI unit rules and
-``SearchIndex.FindAllByUuid``. It still has no guest side: no block device
-appears anywhere when a disk is attached.
+``SearchIndex.FindAllByUuid``, VMs' ``config.changeVersion`` (a stale one
+makes a reconfiguration fail with ``ConcurrentAccess``) and, on demand
+(``Simulator.inject_missing``), answers that are only partial. It still has no
+guest side: no block device appears anywhere when a disk is attached.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
@@ -30,7 +32,8 @@ import threading
 import time
 from collections import namedtuple
 
-from .._compat import makedirs, monotonic, urlparse, which
+from .._compat import (
+    makedirs, monotonic, string_types, to_text, urlparse, which)
 
 __all__ = [
     "SimulatorUnavailable",
@@ -378,6 +381,111 @@ class Simulator(object):
                         name, datastore.summary.accessible))
         finally:
             Disconnect(instance)
+
+    #: The faults ``inject_missing`` can make the simulator report.
+    MISSING_FAULTS = ("NoPermission", "NotAuthenticated", "SystemError",
+                      "InvalidState")
+
+    def inject_missing(self, vm_name, paths, fault="NoPermission"):
+        """
+        Make the simulator answer the VM's ``paths`` only partially, as
+        vCenter does for a VM the user may not read or that is inaccessible:
+        ``RetrievePropertiesEx`` (and ``RetrieveProperties`` and the updates
+        of ``WaitForUpdatesEx``) report each of those properties (and any
+        property below or above one) in the object's ``missingSet`` with
+        ``fault``, and give it no value; pyVmomi's attribute reads
+        (``vm.runtime``) raise the fault. Other properties and other VMs are
+        unaffected. Replaces an earlier injection on the same VM; undo it
+        with ``clear_missing``.
+
+        This sets the VM's extraConfig key ``vcsim.inject.missing`` through
+        ``ReconfigVM_Task`` (which changes the VM's ``config.changeVersion``).
+        ``config.extraConfig`` itself is never withheld.
+
+        :param str vm_name: One of ``vms``' names.
+        :param paths: A property path (``"runtime.powerState"``) or a list
+            of them.
+        :param str fault: One of ``MISSING_FAULTS``.
+        :raises ValueError: for no path, a path with ``,`` or ``:``, a path
+            under ``config.extraConfig`` or an unknown fault.
+        :raises LookupError: if there is no such VM.
+        :raises RuntimeError: if the reconfiguration fails.
+        """
+        if isinstance(paths, string_types):
+            paths = [paths]
+        paths = [to_text(path).strip() for path in paths]
+        if not paths or not all(paths):
+            raise ValueError("inject_missing needs property paths, got %r" % (
+                paths,))
+        for path in paths:
+            if "," in path or ":" in path:
+                raise ValueError("a property path cannot hold ',' or ':': %r" % (
+                    path,))
+            if path == "config.extraConfig" or path.startswith(
+                    ("config.extraConfig.", "config.extraConfig[")):
+                raise ValueError("config.extraConfig is never withheld: %r" % (
+                    path,))
+        if fault not in self.MISSING_FAULTS:
+            raise ValueError("fault %r is none of %s" % (
+                fault, ", ".join(self.MISSING_FAULTS)))
+        self._set_extra_config(vm_name, _MISSING_KEY,
+                               "%s:%s" % (",".join(paths), fault))
+
+    def clear_missing(self, vm_name):
+        """
+        Undo ``inject_missing``: the VM's properties are answered in full
+        again. Harmless when nothing is injected.
+
+        :param str vm_name: One of ``vms``' names.
+        :raises LookupError: if there is no such VM.
+        :raises RuntimeError: if the reconfiguration fails.
+        """
+        # An empty value removes the key, as on vSphere.
+        self._set_extra_config(vm_name, _MISSING_KEY, "")
+
+    def _set_extra_config(self, vm_name, key, value, timeout=30.0):
+        """
+        Set (or, with an empty ``value``, remove) one extraConfig key of a VM
+        with ``ReconfigVM_Task`` on a connection of our own, and wait for the
+        task to succeed.
+        """
+        from pyVim.connect import Disconnect
+        from pyVmomi import vim
+
+        instance = self.connect()
+        try:
+            vm = find_entity(instance.RetrieveContent(), vim.VirtualMachine,
+                             vm_name)
+            task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(extraConfig=[
+                vim.option.OptionValue(key=key, value=value)]))
+            _wait_for_task(task, timeout)
+        finally:
+            Disconnect(instance)
+
+
+#: The extraConfig key that makes the simulator withhold a VM's properties.
+_MISSING_KEY = "vcsim.inject.missing"
+
+
+def _wait_for_task(task, timeout):
+    """
+    Wait for a task to end.
+
+    :raises RuntimeError: if it fails or is still running after ``timeout``
+        seconds.
+    """
+    deadline = monotonic() + timeout
+    while True:
+        info = task.info
+        if info.state == "success":
+            return info.result
+        if info.state == "error":
+            raise RuntimeError("task %s failed: %s" % (
+                task._moId, getattr(info.error, "msg", None) or info.error))
+        if monotonic() > deadline:
+            raise RuntimeError("task %s still %s after %s s" % (
+                task._moId, info.state, timeout))
+        time.sleep(0.05)
 
 
 def find_entity(content, kind, name):

@@ -2,8 +2,10 @@
 // volume driver depends on and govmomi 0.24 does not simulate: real VMDK
 // descriptors with capacity and UUID, disk search details, file locks
 // between running VMs, SCSI unit rules, SearchIndex.FindAllByUuid,
-// privilege checks that follow permissions, and datastores that become
-// inaccessible when their storage (folder) goes away.
+// privilege checks that follow permissions, datastores that become
+// inaccessible when their storage (folder) goes away, VMs' config.changeVersion
+// (optimistic concurrency) and, on demand, answers that are only partial
+// (missingSet).
 //
 // It prints one JSON line describing the inventory once it listens, then
 // serves until SIGINT or SIGTERM (or, with -stdin-watch, until stdin
@@ -72,7 +74,9 @@ func wrap(cloneBiosUUID bool) {
 	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
 	for _, vm := range vms {
 		vm.sync()
+		vm.bumpChangeVersion()
 	}
+	wrapPropertyCollector()
 	if cloneBiosUUID && len(vms) > 1 {
 		// A clone made outside vCenter's control keeps its source's BIOS UUID.
 		last, first := vms[len(vms)-1], vms[0]

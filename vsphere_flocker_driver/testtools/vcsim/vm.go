@@ -2,7 +2,8 @@ package main
 
 // VirtualMachine behaviour that govmomi 0.24 lacks and a volume driver meets
 // on vSphere: disk identities on attached devices, file locks between VMs,
-// SCSI unit rules, controller device lists and extraConfig updates.
+// SCSI unit rules, controller device lists and extraConfig updates; see also
+// changeversion.go (config.changeVersion) and missing.go (partial answers).
 
 import (
 	"fmt"
@@ -300,6 +301,10 @@ func (vm *VM) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task)
 		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
 			Returnval: vm.hangingTask()}}
 	}
+	if fault, msg := vm.staleChangeVersion(&req.Spec); fault != nil {
+		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
+			Returnval: failTask(vm, "reconfigVm", fault, msg)}}
+	}
 	if fault, msg := vm.checkDeviceChanges(&req.Spec); fault != nil {
 		return &methods.ReconfigVM_TaskBody{Res: &types.ReconfigVM_TaskResponse{
 			Returnval: failTask(vm, "reconfigVm", fault, msg)}}
@@ -309,6 +314,7 @@ func (vm *VM) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task)
 	// client can see the task finish.
 	if taskOf(res.Res.Returnval).Info.State == types.TaskInfoStateSuccess {
 		vm.sync()
+		vm.bumpChangeVersion()
 	}
 	return res
 }
@@ -320,6 +326,7 @@ func (vm *VM) sync() {
 		{Name: "config.hardware.device", Val: vm.Config.Hardware.Device},
 		{Name: "config.extraConfig", Val: vm.Config.ExtraConfig},
 	})
+	vm.syncMissing()
 }
 
 // PowerOnVMTask refuses to start a VM whose disk another running VM holds,
