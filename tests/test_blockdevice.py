@@ -396,31 +396,6 @@ def test_every_operation_is_logged_without_the_password(
     text = json.dumps(logger.messages, default=repr)
     assert dataset_config["password"] not in text
 
-
-def test_disk_held_by_another_running_vm_is_locked(make_assembly, simulator):
-    """
-    Two nodes racing to attach one volume: the one whose reconfiguration
-    comes second meets vSphere's file lock, which the driver reports as the
-    disk being in use, never by attaching it twice.
-    """
-    from vsphere_flocker_driver.errors import DiskLocked
-
-    first, second = simulator.vms[0], simulator.vms[1]
-    assembly = make_assembly()
-    api = assembly.api
-    volume = api.create_volume(uuid.uuid4(), GiB)
-    api.attach_volume(volume.blockdevice_id, first.instance_uuid)
-    racer = make_assembly(cluster_id=assembly.config.cluster_id)
-    operations = racer.operations
-    vm = [vm for vm in operations.virtual_machines()
-          if vm.instance_uuid == second.instance_uuid][0]
-    path = [d for d in operations.search_disks(racer.layout)][0].path
-    # The racing node had checked the volume was free before the other won.
-    with pytest.raises(DiskLocked):
-        operations.attach_disk(vm, path, GiB // 1024, "paravirtual")
-    assert [v.attached_to for v in api.list_volumes()] == [first.instance_uuid]
-
-
 def test_vm_without_disk_enable_uuid_is_refused_with_the_fix(
         make_api, simulator, vcenter, tmpdir):
     node = simulator.vms[1]
@@ -518,25 +493,3 @@ def test_only_an_exact_scsi_identifier_counts(
 def _mkdev(root, name):
     os.makedirs(os.path.join(root, "dev"))
     return os.path.join(root, "dev", name)
-
-
-def test_disk_uuid_from_the_disk_when_the_device_has_none(
-        make_api, make_assembly, node, tmpdir, vcenter, cluster_id, monkeypatch):
-    """Where vCenter leaves backing.uuid unset, the disk's own UUID is used."""
-    creator = make_api(cluster_id=cluster_id)
-    volume = creator.create_volume(uuid.uuid4(), GiB)
-    creator.attach_volume(volume.blockdevice_id, node.instance_uuid)
-    disk_uuid = attached_disk_uuid(vcenter, node, volume)
-    root = guest_root(tmpdir, node.bios_uuid, disks=[("sdc", disk_uuid)])
-    assembly = make_assembly(cluster_id=cluster_id, guest_root=root)
-    api = assembly.api
-    real = type(assembly.operations).attachments
-
-    def without_backing_uuids(operations, layout):
-        found = real(operations, layout)
-        return found.set(disks=tuple(disk.set(disk_uuid=None)
-                                     for disk in found.disks))
-    monkeypatch.setattr(type(assembly.operations), "attachments",
-                        without_backing_uuids)
-    path = api.get_device_path(volume.blockdevice_id)
-    assert path.basename() == "sdc"

@@ -21,7 +21,7 @@ from vsphere_flocker_driver.errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, ConfigurationError,
     DatasetAlreadyHasVolume, DatastoreUnusable, DeviceNotFound,
     DiskUUIDNotEnabled, NodeIdentityUnknown, NodeNotFound, NoFreeDiskSlot,
-    UnknownProfile, VirtualMachineNotFound,
+    UnknownProfile, VirtualMachineNotFound, VirtualMachinesUnknown,
 )
 from vsphere_flocker_driver.flocker_api import (
     AlreadyAttachedVolume, BlockDeviceVolume, IBlockDeviceAPI, ICloudAPI,
@@ -32,8 +32,8 @@ from vsphere_flocker_driver.guest import IGuest, SysfsGuest, byte_swapped
 from vsphere_flocker_driver.layout import ClusterLayout
 from vsphere_flocker_driver.operations import IVsphereOperations
 from vsphere_flocker_driver.testtools.fakes import (
-    MAXIMUM_DISKS, FakeGuest, FakeVsphereOperations, fake_api,
-    fake_configuration,
+    DEVICES, INSTANCE_UUID, MAXIMUM_DISKS, POWER_STATE, FakeGuest,
+    FakeVsphereOperations, fake_api, fake_configuration,
 )
 
 GiB = 1024 ** 3
@@ -645,3 +645,147 @@ def test_fake_inventory_refuses_what_it_was_not_given():
     with pytest.raises(ConfigurationError) as caught:
         FakeVsphereOperations(config).inventory()
     assert caught.value.key == "profiles.gold.storage_policy"
+
+
+# -- answers vCenter did not fully give -------------------------------------------
+
+def hide_disks_of(world, vm):
+    """vCenter stops telling ``vm``'s disks (no permission on it)."""
+    world.operations.hide(vm, [DEVICES])
+
+
+def test_volume_on_a_vm_whose_disks_are_unknown_is_never_listed_unattached():
+    world = World()
+    volume = world.volume()
+    world.attach_elsewhere(world.other, volume)
+    world.operations.set_power_state(world.other, "poweredOff")
+    hide_disks_of(world, world.other)
+    with pytest.raises(VirtualMachinesUnknown) as caught:
+        world.api.list_volumes()
+    assert caught.value.vms == (world.other.name,)
+    assert caught.value.faults == ("NoPermission",)
+
+
+def test_volumes_held_by_vms_vcenter_describes_are_listed_as_usual():
+    world = World()
+    volume = world.volume()
+    world.api.attach_volume(volume.blockdevice_id, world.node.instance_uuid)
+    hide_disks_of(world, world.other)
+    [listed] = world.api.list_volumes()
+    assert listed.attached_to == world.node.instance_uuid
+
+
+def test_destroy_refuses_while_a_vms_disks_are_unknown():
+    """A powered-off VM vCenter does not describe may hold the disk."""
+    world = World()
+    volume = world.volume()
+    world.attach_elsewhere(world.other, volume)
+    world.operations.set_power_state(world.other, "poweredOff")
+    hide_disks_of(world, world.other)
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.destroy_volume(volume.blockdevice_id)
+    world.operations.reveal(world.other)
+    assert world.holders(volume) == [world.other.instance_uuid]
+
+
+def test_attach_refuses_while_a_vms_disks_are_unknown():
+    world = World()
+    volume = world.volume()
+    world.attach_elsewhere(world.other, volume)
+    world.operations.set_power_state(world.other, "poweredOff")
+    hide_disks_of(world, world.other)
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.attach_volume(volume.blockdevice_id, world.node.instance_uuid)
+    world.operations.reveal(world.other)
+    assert world.holders(volume) == [world.other.instance_uuid]
+
+
+def test_detach_and_device_path_do_not_call_unknown_unattached():
+    world = World()
+    volume = world.volume()
+    hide_disks_of(world, world.other)
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.detach_volume(volume.blockdevice_id)
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.get_device_path(volume.blockdevice_id)
+
+
+def test_half_created_disk_is_not_cleared_while_a_vms_disks_are_unknown():
+    world = World()
+    dataset_id = uuid.uuid4()
+    path = world.layout.disk_path("LocalDS_0", "bronze", dataset_id)
+    world.operations.add_file(path)
+    hide_disks_of(world, world.other)
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.create_volume(dataset_id, GiB)
+    assert world.operations.exists(path)
+
+
+@pytest.mark.parametrize("hidden", [POWER_STATE, INSTANCE_UUID])
+def test_a_node_vcenter_cannot_see_is_never_dropped_from_the_live(hidden):
+    world = World()
+    world.operations.hide(world.other, [hidden], fault="SystemError")
+    with pytest.raises(VirtualMachinesUnknown) as caught:
+        world.api.list_live_nodes()
+    assert caught.value.faults == ("SystemError",)
+
+
+def test_attach_to_a_node_whose_id_vcenter_hides_is_not_not_found():
+    world = World()
+    volume = world.volume()
+    target = world.other.instance_uuid
+    world.operations.hide(world.other, [INSTANCE_UUID])
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.attach_volume(volume.blockdevice_id, target)
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.start_node(target)
+
+
+# -- ids and types ------------------------------------------------------------------
+
+@pytest.mark.parametrize("operation", [
+    "destroy_volume", "detach_volume", "get_device_path"])
+def test_an_id_with_a_trailing_newline_is_unknown(world, operation):
+    volume = world.volume()
+    with pytest.raises(UnknownVolume) as caught:
+        getattr(world.api, operation)(volume.blockdevice_id + "\n")
+    assert caught.value.args == (volume.blockdevice_id + "\n",)
+
+
+def test_attach_of_an_id_with_a_trailing_newline_is_unknown(world):
+    volume = world.volume()
+    with pytest.raises(UnknownVolume):
+        world.api.attach_volume(volume.blockdevice_id + "\n",
+                                world.node.instance_uuid)
+
+
+def test_a_file_named_like_a_disk_but_for_a_newline_is_foreign(world):
+    volume = world.volume()
+    folder = world.path(volume).parent()
+    world.operations.add_file(folder.child("{}\n.vmdk".format(uuid.uuid4())),
+                              capacity_kb=GiB // 1024)
+    assert [v.blockdevice_id for v in world.api.list_volumes()] == [
+        volume.blockdevice_id]
+
+
+@pytest.mark.parametrize("node_id", [
+    lambda node: uuid.UUID(node), lambda node: None, lambda node: 7])
+def test_a_node_id_that_is_not_text_is_refused_before_vcenter(world, node_id):
+    volume = world.volume()
+    del world.operations.calls[:]
+    with pytest.raises(TypeError):
+        world.api.attach_volume(volume.blockdevice_id,
+                                node_id(world.node.instance_uuid))
+    with pytest.raises(TypeError):
+        world.api.start_node(node_id(world.other.instance_uuid))
+    assert world.operations.calls == []
+    assert world.holders(volume) == []
+
+
+def test_a_node_id_in_the_interpreters_native_string_attaches(world):
+    """Flocker on Python 2.7 may pass a native (byte) ``str``."""
+    volume = world.volume()
+    node_id = str(world.node.instance_uuid)
+    attached = world.api.attach_volume(volume.blockdevice_id, node_id)
+    assert attached.attached_to == node_id
+    assert world.holders(volume) == [world.node.instance_uuid]

@@ -26,10 +26,10 @@ from vsphere_flocker_driver.errors import (
 from vsphere_flocker_driver.layout import ClusterLayout, DatastorePath, DiskFile
 from vsphere_flocker_driver.operations import IVsphereOperations
 from vsphere_flocker_driver.testtools.fakes import (
-    FakeVsphereOperations, fake_configuration,
+    POWERED_OFF, POWERED_ON, FakeVsphereOperations, fake_configuration,
 )
 
-from .conftest import set_disk_enable_uuid
+from .conftest import find_vm, set_disk_enable_uuid
 
 #: 1 MiB: the simulator writes real (sparse) files.
 CAPACITY_KB = 1024
@@ -91,17 +91,31 @@ class FakeScene(_Scene):
         self.config = fake_configuration()
         self.operations = FakeVsphereOperations(self.config)
         self.vms = self.operations.virtual_machines()[:2]
+        self._lost = set()
 
     def operations_for(self, **dataset):
         """Operations on the same datacenter, configured otherwise."""
-        return FakeVsphereOperations(fake_configuration(**dataset),
-                                     datastores=self.config.datastores)
+        other = FakeVsphereOperations(fake_configuration(**dataset),
+                                      datastores=self.config.datastores)
+        for name in self._lost:
+            other.set_datastore(name, accessible=False)
+        return other
 
     def leave_half_created(self, path):
         self.operations.add_file(path)
 
     def set_disk_uuid_enabled(self, vm, enabled):
         self.operations.set_disk_uuid_enabled(vm, enabled)
+
+    def lose_datastore(self, name):
+        self._lost.add(name)
+        self.operations.set_datastore(name, accessible=False)
+
+    def power(self, vm, on):
+        self.operations.set_power_state(vm, POWERED_ON if on else POWERED_OFF)
+
+    def hide(self, vm, paths):
+        self.operations.hide(vm, paths)
 
 
 class SimulatorScene(_Scene):
@@ -110,6 +124,8 @@ class SimulatorScene(_Scene):
         self._simulator = simulator
         self._dataset_config = dataset_config
         self._others = []
+        self._undo = []
+        self._undo_last = []
         assembly = make_assembly()
         self.config = assembly.config
         self.operations = assembly.operations
@@ -138,8 +154,37 @@ class SimulatorScene(_Scene):
         finally:
             Disconnect(instance)
 
+    def lose_datastore(self, name):
+        self._simulator.set_datastore_accessible(name, False)
+        self._undo.append(
+            lambda: self._simulator.set_datastore_accessible(name, True))
+
+    def power(self, vm, on):
+        instance = self._simulator.connect()
+        try:
+            machine = find_vm(instance.RetrieveContent(), vm.name)
+            task = machine.PowerOnVM_Task() if on else machine.PowerOffVM_Task()
+            assert task.info.state == "success", task.info.error
+        finally:
+            Disconnect(instance)
+        if on:
+            self.set_disk_uuid_enabled(vm, True)
+        else:
+            # After the disks are detached: a VM cannot be powered on while
+            # another running VM holds one of its disks.
+            self._undo_last.append(lambda: self.power(vm, True))
+
+    def hide(self, vm, paths):
+        self._simulator.inject_missing(vm.name, paths)
+        self._undo.append(lambda: self._simulator.clear_missing(vm.name))
+
     def cleanup(self):
+        # What the test changed in the shared simulator goes back.
+        for undo in reversed(self._undo):
+            undo()
         _Scene.cleanup(self)
+        for undo in reversed(self._undo_last):
+            undo()
         for other in self._others:
             other.close()
 
@@ -172,7 +217,19 @@ def test_inventory_refuses_a_missing_datastore(scene):
     with pytest.raises(DatastoreUnusable) as caught:
         operations.inventory()
     assert caught.value.key == "datastore_name"
-    assert "NoSuchDatastore" in caught.value.problem
+    # The very words: both implementations judge with the inventory's rules.
+    assert caught.value.problem == (
+        "no datastore named 'NoSuchDatastore' in datacenter 'DC0' (found: "
+        "LocalDS_0)")
+
+
+def test_inventory_refuses_an_inaccessible_datastore(scene):
+    scene.lose_datastore("LocalDS_0")
+    with pytest.raises(DatastoreUnusable) as caught:
+        scene.operations_for().inventory()
+    assert caught.value.problem == (
+        "names 'LocalDS_0', which is not accessible (its storage or its "
+        "hosts' connection to it is lost)")
 
 
 # -- disks ------------------------------------------------------------------------
@@ -402,3 +459,51 @@ def test_disks_outside_the_clusters_folders_are_not_attachments(scene):
 def test_operator_operations_provide_their_interface(make_assembly):
     from vsphere_flocker_driver.operator_operations import IOperatorOperations
     assert verifyObject(IOperatorOperations, make_assembly().operator)
+
+
+# -- vSphere's rules the facade's race decisions rely on ---------------------------
+
+def test_a_powered_off_vm_takes_a_disk_another_vm_holds(scene):
+    """No file lock is taken by a VM that is not running."""
+    path, _ = scene.new_disk()
+    holder, other = scene.vms
+    scene.attach(holder, path)
+    scene.power(other, on=False)
+    scene.attach(other, path)
+    held_by = sorted(disk.vm.name for disk in
+                     scene.operations.attachments(scene.layout).holders(path))
+    assert held_by == sorted([holder.name, other.name])
+
+
+def test_a_disk_only_a_powered_off_vm_holds_can_be_deleted(scene):
+    path, _ = scene.new_disk()
+    _, other = scene.vms
+    scene.power(other, on=False)
+    scene.attach(other, path)
+    assert scene.operations.delete_disk(path) is True
+    assert scene.operations.search_disks(scene.layout) == []
+
+
+# -- answers vCenter did not fully give ---------------------------------------------
+
+def test_a_vm_whose_disks_vcenter_does_not_report_is_unknown(scene):
+    path, _ = scene.new_disk()
+    holder, other = scene.vms
+    scene.attach(holder, path)
+    scene.hide(holder, ["config.hardware.device"])
+    attachments = scene.operations.attachments(scene.layout)
+    assert [vm.name for vm in attachments.unknown] == [holder.name]
+    assert attachments.holders(path) == []
+    [record] = [vm for vm in attachments.vms if vm.name == holder.name]
+    assert record.missing == (("config.hardware.device", "NoPermission"),)
+    assert [vm for vm in attachments.vms if vm.name == other.name][0].missing \
+        == ()
+
+
+def test_a_vm_whose_power_state_vcenter_does_not_report_says_so(scene):
+    _, other = scene.vms
+    scene.hide(other, ["runtime.powerState"])
+    [record] = [vm for vm in scene.operations.virtual_machines()
+                if vm.name == other.name]
+    assert record.missing == (("runtime.powerState", "NoPermission"),)
+    assert record.power_state == "unknown"

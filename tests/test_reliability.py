@@ -20,11 +20,13 @@ from vsphere_flocker_driver import vsphere_from_configuration
 from vsphere_flocker_driver.errors import (
     DatasetAlreadyHasVolume, VCenterUnavailable, VirtualMachineBusy,
 )
-from vsphere_flocker_driver.flocker_api import AlreadyAttachedVolume
+from vsphere_flocker_driver.flocker_api import (
+    AlreadyAttachedVolume, UnattachedVolume,
+)
 from vsphere_flocker_driver.testtools.simulator import Simulator
 from vsphere_flocker_driver.testtools.tcp_proxy import TCPProxy
 
-from .conftest import find_vm, set_disk_enable_uuid
+from .conftest import find_vm
 
 GiB = 1024 ** 3
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -58,7 +60,7 @@ def test_busy_vm_is_retried_with_back_off(api, simulator, vcenter, logger, fault
     assert holders(api, volume) == [node.instance_uuid]
     retries = messages_of(logger, "vcenter:reconfigure_retry")
     assert [m["attempt"] for m in retries] == [1, 2]
-    assert set(m["reason"] for m in retries) == {"vim.fault." + fault}
+    assert set(m["reason"] for m in retries) == {fault}
 
 
 def test_vm_busy_for_ever_gives_up_within_the_timeout(
@@ -222,16 +224,28 @@ def test_attach_finished_unseen_is_reported_truthfully(
 
 
 def test_two_processes_attaching_one_volume_one_wins(
-        api, simulator, dataset_config, cluster_id, make_api, tmpdir):
+        simulator, dataset_config, cluster_id, make_api, tmpdir):
     api = make_api(cluster_id=cluster_id)
     volume = api.create_volume(uuid.uuid4(), GiB)
+    outcomes = run_contenders(tmpdir, cluster_id, dataset_config, [
+        (volume.blockdevice_id, vm.instance_uuid)
+        for vm in simulator.vms[:2]])
+    assert sorted(outcomes) == ["already attached", "attached"]
+    attached = holders(api, volume)
+    assert len(attached) == 1 and attached[0] is not None
+
+
+def run_contenders(tmpdir, cluster_id, dataset_config, attachments):
+    """
+    Attach, each in a process of its own and all at once, the volume of
+    each ``(blockdevice_id, node id)``; their outcomes, in that order.
+    """
     go = tmpdir.join("go").strpath
     contenders = []
-    for vm in simulator.vms[:2]:
+    for blockdevice_id, node in attachments:
         settings = json.dumps({
             "cluster_id": str(cluster_id), "dataset": dataset_config,
-            "blockdevice_id": volume.blockdevice_id, "go": go,
-            "node": vm.instance_uuid})
+            "blockdevice_id": blockdevice_id, "go": go, "node": node})
         contenders.append(subprocess.Popen(
             [sys.executable, os.path.join(HERE, "race_attach.py"), settings],
             stdout=subprocess.PIPE, env=dict(
@@ -242,75 +256,57 @@ def test_two_processes_attaching_one_volume_one_wins(
         output, _ = process.communicate()
         assert process.returncode == 0
         outcomes.append(json.loads(output.decode("utf-8"))["outcome"])
-    assert sorted(outcomes) == ["already attached", "attached"]
-    attached = holders(api, volume)
-    assert len(attached) == 1 and attached[0] is not None
+    return outcomes
 
 
-def test_disk_on_two_vms_is_undone_by_whoever_sees_it(
-        make_assembly, simulator, vcenter, cluster_id, logger, monkeypatch):
+def test_processes_attaching_to_one_vm_at_once_all_succeed(
+        make_api, simulator, dataset_config, cluster_id, tmpdir):
     """
-    vSphere lets a powered-off VM take a disk another VM holds.  Node B's
-    attach of a volume to a powered-off VM lands at the very moment node A's
-    attach completes: A, finding the disk on two VMs, detaches its own.
+    Each picks a free slot from the devices it read; the VM's changeVersion
+    makes vSphere refuse all but the first, and the others read again.
     """
-    assembly_a = make_assembly(cluster_id=cluster_id)
-    node_a = assembly_a.api
-    node_b = make_assembly(cluster_id=cluster_id)
-    first, second = simulator.vms[0], simulator.vms[1]
-    volume = node_a.create_volume(uuid.uuid4(), GiB)
-    machine = find_vm(vcenter, second.name)
-    assert machine.PowerOffVM_Task().info.state == "success"
-    real_attach = type(assembly_a.operations).attach_disk
-
-    def attach_then_lose_the_race(operations, vm, path, *args):
-        real_attach(operations, vm, path, *args)
-        monkeypatch.undo()
-        other = [v for v in node_b.operations.virtual_machines()
-                 if v.instance_uuid == second.instance_uuid][0]
-        node_b.operations.attach_disk(other, path, GiB // 1024, "paravirtual")
-    monkeypatch.setattr(type(assembly_a.operations), "attach_disk",
-                        attach_then_lose_the_race)
-    try:
-        with pytest.raises(AlreadyAttachedVolume):
-            node_a.attach_volume(volume.blockdevice_id, first.instance_uuid)
-        assert holders(node_a, volume) == [second.instance_uuid]
-        assert messages_of(logger, "race_lost")
-        node_a.detach_volume(volume.blockdevice_id)
-    finally:
-        assert machine.PowerOnVM_Task().info.state == "success"
-        set_disk_enable_uuid(vcenter, second.name, True)
+    api = make_api(cluster_id=cluster_id)
+    node = simulator.vms[0].instance_uuid
+    volumes = [api.create_volume(uuid.uuid4(), GiB) for _ in range(4)]
+    outcomes = run_contenders(tmpdir, cluster_id, dataset_config, [
+        (volume.blockdevice_id, node) for volume in volumes])
+    assert outcomes == ["attached"] * len(volumes)
+    assert [v.attached_to for v in api.list_volumes()] == [node] * len(volumes)
 
 
-def test_dataset_created_twice_at_once_keeps_at_most_one_disk(
-        make_assembly, simulator, cluster_id, logger, monkeypatch):
+def test_a_stale_device_list_never_detaches_another_disk(
+        make_assembly, simulator, cluster_id, logger):
     """
-    Node B creates the same dataset's disk under another profile (another
-    folder, here another datastore could be) at the moment node A's create
-    completes: A, finding two disks, deletes its own.
+    Between this process reading the VM's devices and removing the disk's
+    device, another detaches that disk and attaches another, which takes
+    the freed slot and device key: the removal is refused by vSphere
+    (changeVersion), read again, and the other disk stays.
     """
-    assembly_a = make_assembly(cluster_id=cluster_id)
-    node_a = assembly_a.api
-    node_b = make_assembly(cluster_id=cluster_id)
-    dataset_id = uuid.uuid4()
-    real_create = type(assembly_a.operations).create_disk
+    node = simulator.vms[0].instance_uuid
+    mine = make_assembly(cluster_id=cluster_id)
+    other = make_assembly(cluster_id=cluster_id)
+    x = mine.api.create_volume(uuid.uuid4(), GiB)
+    y = mine.api.create_volume(uuid.uuid4(), GiB)
+    mine.api.attach_volume(x.blockdevice_id, node)
+    read = mine.operations._vm_config
+    raced = []
 
-    def create_then_lose_the_race(operations, path, *args):
-        real_create(operations, path, *args)
-        monkeypatch.undo()
-        # Node B searched before A created, found nothing, and creates now.
-        node_b.operations.create_disk(
-            node_b.layout.disk_path("LocalDS_0", "gold", dataset_id),
-            dataset_id, GiB // 1024, "thin")
-    monkeypatch.setattr(type(assembly_a.operations), "create_disk",
-                        create_then_lose_the_race)
-    with pytest.raises(DatasetAlreadyHasVolume):
-        node_a.create_volume(dataset_id, GiB)
-    listed = node_a.list_volumes()
-    assert [v.dataset_id for v in listed] == [dataset_id]
-    assert node_a.profile_of(listed[0].blockdevice_id) == "gold"
-    assert messages_of(logger, "race_lost")
-    logger.flush_tracebacks(DatasetAlreadyHasVolume)
+    def read_then_race(vm):
+        found = read(vm)
+        if not raced:
+            raced.append(vm)
+            other.api.detach_volume(x.blockdevice_id)
+            other.api.attach_volume(y.blockdevice_id, node)
+        return found
+    mine.operations._vm_config = read_then_race
+    with pytest.raises(UnattachedVolume):
+        mine.api.detach_volume(x.blockdevice_id)
+    assert dict((v.blockdevice_id, v.attached_to)
+                for v in other.api.list_volumes()) == {
+        x.blockdevice_id: None, y.blockdevice_id: node}
+    retries = messages_of(logger, "vcenter:reconfigure_retry")
+    assert [m["reason"] for m in retries] == ["ConcurrentAccess"]
+    logger.flush_tracebacks(UnattachedVolume)
 
 
 def test_concurrent_creates_of_one_dataset_never_leave_two_disks(

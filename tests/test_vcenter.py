@@ -107,13 +107,18 @@ def test_disabled_verification_is_logged_as_a_warning(api, logger):
                for message in logger.messages)
 
 
+def end_other_sessions(vcenter):
+    """End every session but the test's own, as an administrator would."""
+    sessions = vcenter.sessionManager.sessionList
+    others = [s.key for s in sessions
+              if s.key != vcenter.sessionManager.currentSession.key]
+    assert others
+    vcenter.sessionManager.TerminateSession(sessionId=others)
+
+
 def test_terminated_session_is_reopened(api, vcenter, logger):
     api.list_volumes()
-    sessions = vcenter.sessionManager.sessionList
-    mine = [s.key for s in sessions
-            if s.key != vcenter.sessionManager.currentSession.key]
-    assert mine
-    vcenter.sessionManager.TerminateSession(sessionId=mine)
+    end_other_sessions(vcenter)
     assert api.list_volumes() == []
     assert any(message.get("message_type") ==
                "vsphere_flocker_driver:vcenter:session_expired"
@@ -122,7 +127,7 @@ def test_terminated_session_is_reopened(api, vcenter, logger):
 
 def datacenter_of(session):
     """The simulator's datacenter, through the session's own retrieval."""
-    [datacenter] = [ref for ref, _ in session.properties_below(
+    [datacenter] = [answer.obj for answer in session.properties_below(
         session.content().rootFolder, vim.Datacenter, ["name"])]
     return datacenter
 
@@ -233,3 +238,19 @@ def test_task_that_never_ends_times_out(
     assert "did not finish within {}.0 seconds".format(timeout) in str(
         caught.value)
     logger.flush_tracebacks(TaskTimeout)
+
+
+def test_a_session_ended_between_requests_hides_no_vm(api, simulator, vcenter,
+                                                      logger):
+    """
+    A retrieval made with a session that died answers every property as
+    missing (NotAuthenticated), not as a fault: the session is opened
+    again and the retrieval repeated, so no live node looks dead.
+    """
+    live = sorted(api.list_live_nodes())
+    assert sorted(vm.instance_uuid for vm in simulator.vms) == live
+    end_other_sessions(vcenter)
+    assert sorted(api.list_live_nodes()) == live
+    assert any(message.get("message_type") ==
+               "vsphere_flocker_driver:vcenter:session_expired"
+               for message in logger.messages)

@@ -36,7 +36,7 @@ INSTALL_HINT = (
 
 # A dotted module name, as ``import`` takes it.  Relative names (".x") and
 # paths ("x/y.py") are what operators most often get wrong here.
-_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_MODULE_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 # Keyword arguments the agent passes to the factory itself, so that the
 # dataset section cannot also give them.

@@ -101,5 +101,4 @@ def assembly_from_agent_config(path, cluster_id, **extra):
         raise AgentConfigError(path, (
             "its backend is {}, not this driver's ({})").format(
                 description.name, BACKEND_NAME))
-    arguments.pop("reactor", None)
     return assemble(**arguments)

@@ -13,7 +13,7 @@ from uuid import UUID
 import bitmath
 from zope.interface import implementer
 
-from ._compat import integer_types, text_type
+from ._compat import integer_types, string_types, text_type, to_text
 from ._logging import (
     ATTACH_VOLUME, COMPUTE_INSTANCE_ID, CREATE_VOLUME, DESTROY_VOLUME,
     DETACH_VOLUME, GET_DEVICE_PATH, INCOMPLETE_DISK_REMOVED, LIST_VOLUMES,
@@ -31,6 +31,9 @@ from .flocker_api import (
     UnknownVolume,
 )
 from .guest import GuestDeviceError, GuestIdentityUnknown
+from .operations import (
+    INSTANCE_UUID, POWER_STATE, missing_faults, unknown_vms,
+)
 from .layout import ClusterLayout, blockdevice_id_for, parse_dataset_id
 
 #: Sizes are whole MiB; vSphere itself counts in KiB.
@@ -155,6 +158,8 @@ class VsphereBlockDeviceAPI(object):
                 raise AmbiguousInstance(
                     self, bios_uuid, sorted(vm.name for vm in vms))
             if vms:
+                if vms[0].instance_uuid is None:
+                    raise unknown_vms("instance UUID", vms, INSTANCE_UUID)
                 return vms[0]
         raise NodeNotFound(self, (
             "no virtual machine in datacenter {} has BIOS UUID {}; is this "
@@ -273,15 +278,15 @@ class VsphereBlockDeviceAPI(object):
         :raises AlreadyAttachedVolume:
         :raises VirtualMachineNotFound: no VM is ``attach_to``.
         :raises NoFreeDiskSlot: the VM has no room for another disk.
+        :raises TypeError: ``attach_to`` is not text.
         """
+        attach_to = _node_id(attach_to)
         with ATTACH_VOLUME(blockdevice_id=blockdevice_id, attach_to=attach_to):
             disk = self.disk_of(blockdevice_id)
             attachments = self._attachments()
             if attachments.holder(disk.path) is not None:
                 raise AlreadyAttachedVolume(_as_text(blockdevice_id))
-            target = attachments.vm(text_type(attach_to).lower())
-            if target is None:
-                raise VirtualMachineNotFound(attach_to)
+            target = _vm_with_id(attachments.vms, attach_to)
             profile = self._config.profiles.get(disk.profile)
             try:
                 self._operations.attach_disk(
@@ -306,7 +311,10 @@ class VsphereBlockDeviceAPI(object):
         if len(holders) > 1:
             for holder in holders:
                 if holder.vm.instance_uuid == vm.instance_uuid:
-                    self._operations.detach_disk(holder.vm, disk.path)
+                    try:
+                        self._operations.detach_disk(holder.vm, disk.path)
+                    except DiskGone:
+                        pass  # undone meanwhile (by the other node's agent)
             log_message(RACE_LOST, blockdevice_id=blockdevice_id,
                         reason="another node attached the volume")
             raise AlreadyAttachedVolume(_as_text(blockdevice_id))
@@ -366,8 +374,12 @@ class VsphereBlockDeviceAPI(object):
             disks = self._operations.search_disks(self._layout)
             holders = {}
             if disks:
-                for held in self._attachments().disks:
+                attachments = self._attachments()
+                for held in attachments.disks:
                     holders[held.path] = held.vm.instance_uuid
+                if any(disk.path not in holders for disk in disks):
+                    # Never "unattached" on an answer vCenter did not give.
+                    attachments.require_known()
             volumes = [self._volume(disk, holders.get(disk.path))
                        for disk in disks]
             action.add_success_fields(count=len(volumes))
@@ -407,8 +419,17 @@ class VsphereBlockDeviceAPI(object):
         away from it.  Every running VM counts, also one whose host cannot
         reach the volumes' datastores: erring this way never makes a live
         node look dead.
+
+        :raises VirtualMachinesUnknown: vCenter did not give some VM's power
+            state or id: it could be a live node, and is never left out.
         """
-        return [vm.instance_uuid for vm in self._operations.virtual_machines()
+        vms = self._operations.virtual_machines()
+        unsure = [vm for vm in vms
+                  if missing_faults(vm, POWER_STATE, INSTANCE_UUID)]
+        if unsure:
+            raise unknown_vms("power state or instance UUID", unsure,
+                              POWER_STATE, INSTANCE_UUID)
+        return [vm.instance_uuid for vm in vms
                 if vm.power_state == "poweredOn" and vm.instance_uuid]
 
     def start_node(self, node_id):
@@ -416,12 +437,42 @@ class VsphereBlockDeviceAPI(object):
         Power on the VM of ``node_id``, best effort.
 
         :raises VirtualMachineNotFound: no VM has that id.
+        :raises TypeError: ``node_id`` is not text.
         """
-        for vm in self._operations.virtual_machines():
-            if vm.instance_uuid == text_type(node_id).lower():
-                self._operations.power_on(vm)
-                return
-        raise VirtualMachineNotFound(node_id)
+        node_id = _node_id(node_id)
+        self._operations.power_on(
+            _vm_with_id(self._operations.virtual_machines(), node_id))
+
+
+def _node_id(node_id):
+    """
+    A node id as text: Flocker passes text (on Python 2.7 perhaps a native
+    ``str``), and anything else is refused before vCenter is asked.
+
+    :raises TypeError: ``node_id`` is no string.
+    """
+    if not isinstance(node_id, string_types):
+        raise TypeError("A node id is text (a VM's instance UUID), not "
+                        "{!r}".format(node_id))
+    return to_text(node_id)
+
+
+def _vm_with_id(vms, node_id):
+    """
+    The VM of ``vms`` whose instance UUID is ``node_id``.
+
+    :raises VirtualMachineNotFound: none has it.
+    :raises VirtualMachinesUnknown: none has it as far as vCenter said, but
+        it did not give every VM's id.
+    """
+    wanted = text_type(node_id).lower()
+    for vm in vms:
+        if vm.instance_uuid == wanted:
+            return vm
+    unsure = [vm for vm in vms if missing_faults(vm, INSTANCE_UUID)]
+    if unsure:
+        raise unknown_vms("instance UUID", unsure, INSTANCE_UUID)
+    raise VirtualMachineNotFound(node_id)
 
 
 def _as_text(value):

@@ -18,7 +18,6 @@ datastores and storage policies are found and judged by its
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-import hashlib
 import socket
 import ssl
 
@@ -32,7 +31,9 @@ from .errors import (
     DatastoreUnusable, DiskUUIDNotEnabled, DriverError, NodeIdentityUnknown,
     NodeNotFound, VCenterUnavailable,
 )
-from .vcenter import fault_message, ssl_context
+from .vcenter import (
+    CertificateMismatch, fault_message, server_fingerprint, tls_handshake,
+)
 
 PASS = "PASS"
 WARN = "WARN"
@@ -161,58 +162,35 @@ def check_reachable(context):
     return _result("vCenter reachable", PASS, "connected to {}".format(where))
 
 
-def _server_fingerprint(config, algorithm="sha256"):
-    """
-    The fingerprint of vCenter's certificate, read without verifying it:
-    what the operator would pin with ``ssl_thumbprint``.
-    """
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    connection = socket.create_connection(
-        (config.vc_host, config.vc_port), timeout=_CONNECT_TIMEOUT)
-    try:
-        wrapped = context.wrap_socket(connection)
-        try:
-            return hashlib.new(algorithm, wrapped.getpeercert(True)).hexdigest()
-        finally:
-            wrapped.close()
-    finally:
-        connection.close()
-
-
 def check_certificate(context):
-    """vCenter's certificate is verified, or the operator is told it is not."""
+    """
+    vCenter's certificate passes the session's own TLS checks, or the
+    operator is told it is not checked.
+    """
     context.need("reachable")
     config = context.config
     name = "certificate"
+    timeout = min(_CONNECT_TIMEOUT, config.operation_timeout)
     if not config.ssl_verify_cert and config.ssl_thumbprint is None:
         return _result(name, WARN, "ssl_verify_cert is off: vCenter's identity "
                        "is not checked, and a man in the middle could read the "
                        "password", "pin the certificate with ssl_thumbprint: {}"
-                       .format(_server_fingerprint(config)))
-    if config.ssl_thumbprint is not None:
-        seen = _server_fingerprint(
-            config, "sha256" if len(config.ssl_thumbprint) == 64 else "sha1")
-        if seen != config.ssl_thumbprint:
-            return _result(name, FAIL, "vCenter's certificate fingerprint is {}, "
-                           "not the configured ssl_thumbprint".format(seen),
-                           "if the certificate was renewed on purpose, set "
-                           "ssl_thumbprint: {}".format(_server_fingerprint(config)))
-        return _result(name, PASS, "the certificate matches ssl_thumbprint")
-    connection = socket.create_connection(
-        (config.vc_host, config.vc_port), timeout=_CONNECT_TIMEOUT)
+                       .format(server_fingerprint(config, timeout)))
     try:
-        wrapped = ssl_context(config).wrap_socket(
-            connection, server_hostname=config.vc_host)
-        wrapped.close()
+        tls_handshake(config, timeout)
+    except CertificateMismatch as error:
+        return _result(name, FAIL, "vCenter's certificate fingerprint is {}, "
+                       "not the configured ssl_thumbprint".format(error.seen),
+            "if the certificate was renewed on purpose, set ssl_thumbprint: "
+            "{}".format(server_fingerprint(config, timeout)))
     except (ssl.SSLError, ssl.CertificateError) as error:
         return _result(name, FAIL, "vCenter's certificate is not trusted ({})"
                        .format(getattr(error, "reason", None) or error),
                        "set ssl_ca_file to the CA that signed it, or pin it "
-                       "with ssl_thumbprint: {}".format(_server_fingerprint(config)))
-    finally:
-        connection.close()
+                       "with ssl_thumbprint: {}".format(
+                           server_fingerprint(config, timeout)))
+    if config.ssl_thumbprint is not None:
+        return _result(name, PASS, "the certificate matches ssl_thumbprint")
     return _result(name, PASS, "verified against {}".format(
         config.ssl_ca_file or "the system's certificate authorities"))
 
@@ -353,34 +331,23 @@ def check_privileges(context):
     """The user holds each privilege the driver needs on what it touches."""
     context.need("datacenter")
     config = context.config
-    lookup = context.assembly.lookup
-    objects = [("datacenter {}".format(config.datacenter_name),
-                lookup.datacenter().ref, DATACENTER_PRIVILEGES)]
-    found = lookup.all_datastores()
-    for name in config.datastores:
-        if name in found:
-            objects.append(("datastore {}".format(name), found[name].ref,
-                            DATASTORE_PRIVILEGES))
-    if context.vm is not None:
-        objects.append(("VM {}".format(context.vm.name), context.vm.ref,
-                        VM_PRIVILEGES + tuple(sorted(OPTIONAL_PRIVILEGES))))
-    if any(profile.storage_policy for profile in config.profiles.values()):
-        objects.append(("vCenter (storage policies)",
-                        context.assembly.vcenter.content().rootFolder,
-                        POLICY_PRIVILEGES))
-    wanted = sorted(set(privilege for _, _, privileges in objects
-                        for privilege in privileges))
-    missing = context.assembly.operator.missing_privileges(
-        [entity for _, entity, _ in objects], wanted)
+    operator = context.assembly.operator
+    targets = operator.privilege_targets(
+        vm=context.vm, policies=any(profile.storage_policy
+                                    for profile in config.profiles.values()))
+    privileges = dict(
+        datacenter=DATACENTER_PRIVILEGES, datastore=DATASTORE_PRIVILEGES,
+        vm=VM_PRIVILEGES + tuple(sorted(OPTIONAL_PRIVILEGES)),
+        policies=POLICY_PRIVILEGES)
+    missing = operator.missing_privileges(
+        [(target.handle, privileges[target.kind]) for target in targets])
     results = []
-    for label, entity, privileges in objects:
-        check = "privileges on {}".format(label)
-        lacking = [privilege for privilege in missing.get(entity._moId, ())
-                   if privilege in privileges]
+    for target, lacking in zip(targets, missing):
+        check = "privileges on {}".format(target.label)
         needed = [privilege for privilege in lacking
                   if privilege not in OPTIONAL_PRIVILEGES]
         fix = "grant {} a role with these privileges on {}".format(
-            config.username, label)
+            config.username, target.label)
         if needed:
             results.append(_result(check, FAIL, "{} lacks {}".format(
                 config.username, ", ".join(lacking)), fix))
@@ -391,7 +358,7 @@ def check_privileges(context):
                 fix))
         else:
             results.append(_result(check, PASS, "holds {}".format(
-                ", ".join(privileges))))
+                ", ".join(privileges[target.kind]))))
     return results
 
 
@@ -446,8 +413,8 @@ def run_checks(context, checks=CHECKS):
             yield _result(name, SKIP, "not checked: {} did not pass".format(
                 labels.get(skipped.args[0], skipped.args[0])))
             continue
-        except (ConfigurationError, DriverError, vmodl.MethodFault,
-                socket.error, ssl.SSLError, ssl.CertificateError) as error:
+        except (DriverError, vmodl.MethodFault, socket.error, ssl.SSLError,
+                ssl.CertificateError) as error:
             # vCenter answered in a way the check did not foresee: say so on
             # the check's own line and go on with the others.
             yield _result(name, FAIL, fault_message(error)

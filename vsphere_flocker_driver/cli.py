@@ -31,14 +31,11 @@ from pyVmomi import vmodl
 from ._compat import PY2, native_string, text_type, to_text
 from .assembly import assembly_from_agent_config
 from .checks import FAIL, PASS, SKIP, WARN, CheckContext, run_checks
-from .errors import (
-    AgentConfigError, ConfigurationError, DriverError, UnknownProfile,
-)
+from .errors import DriverError
 from .flocker_api import (
     AlreadyAttachedVolume, UnattachedVolume, UnknownInstanceID, UnknownVolume,
     VolumeException,
 )
-from .guest import GuestIdentityUnknown
 from .orphans import find_orphans, repair, volume_rows
 from .vcenter import fault_message
 
@@ -346,9 +343,10 @@ def command_create(options, out):
             human_size(size), profile)):
         try:
             volume = api.create_volume_with_profile(dataset_id, size, profile)
+        except DriverError:
+            raise  # the driver's own errors say what is wrong themselves
         except (TypeError, ValueError) as error:
-            if isinstance(error, UnknownProfile):
-                raise
+            # A size or dataset id the command line let through.
             raise UsageError(to_text(error))
     _show_volumes(out, [_find_row(driver, volume.blockdevice_id)])
     return 0
@@ -558,12 +556,8 @@ def _sentence(error):
             error.blockdevice_id)
     if isinstance(error, UnattachedVolume):
         return "Volume {} is not attached".format(error.blockdevice_id)
-    if isinstance(error, UnknownProfile):
-        return "Unknown storage profile '{}': configured are {}".format(
-            error.profile, ", ".join(error.known))
-    if isinstance(error, (CommandError, AgentConfigError, ConfigurationError,
-                          DriverError, VolumeException, UnknownInstanceID,
-                          UnknownProfile, GuestIdentityUnknown)):
+    if isinstance(error, (CommandError, DriverError, VolumeException,
+                          UnknownInstanceID)):
         return to_text(str(error))
     if isinstance(error, vmodl.MethodFault):
         return "vCenter refused: {}".format(fault_message(error))

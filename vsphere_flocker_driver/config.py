@@ -33,10 +33,10 @@ SCSI_CONTROLLER_TYPES = ("paravirtual", "lsilogic", "lsilogic_sas", "buslogic")
 
 _TRUE_WORDS = ("yes", "true", "on", "1")
 _FALSE_WORDS = ("no", "false", "off", "0")
-_THUMBPRINT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_THUMBPRINT = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 # Names become datastore folder names: keep them to what every datastore
 # (VMFS, NFS, vSAN) accepts, and never a path.
-_FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+_FOLDER_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,79}\Z")
 
 
 class Secret(object):

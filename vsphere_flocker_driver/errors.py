@@ -8,74 +8,48 @@ reach callers as pyVmomi raises them, from calls and tasks alike.
 
 Each class names its constructor's parameters in ``_fields`` (they become its
 attributes) and its message in ``_message``, a ``str.format`` template over
-them; ``Formatted`` writes the constructor and the text once, for both
+them; ``DriverError`` writes the constructor and the text once, for both
 interpreters.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-from ._compat import python_2_unicode_compatible, to_text
+from ._compat import python_2_unicode_compatible
 from .flocker_api import UnknownInstanceID, VolumeException
 
 
-def _bind(name, fields, defaults, args, kwargs):
-    """
-    Match a constructor's arguments to its parameters, as Python would.
-
-    :returns: a dict of every parameter's value.
-    :raises TypeError: too many, too few, or unknown arguments.
-    """
-    if len(args) > len(fields):
-        raise TypeError("{}() takes {} arguments ({} given)".format(
-            name, len(fields), len(args)))
-    values = dict(zip(fields, args))
-    for key, value in kwargs.items():
-        if key not in fields:
-            raise TypeError("{}() got an unexpected keyword argument {!r}".format(
-                name, key))
-        if key in values:
-            raise TypeError("{}() got multiple values for argument {!r}".format(
-                name, key))
-        values[key] = value
-    for key in fields:
-        if key not in values:
-            if key not in defaults:
-                raise TypeError("{}() missing argument {!r}".format(name, key))
-            values[key] = defaults[key]
-    return values
-
-
 @python_2_unicode_compatible
-class Formatted(object):
+class DriverError(Exception):
     """
-    Mixin of every exception here: parameters become attributes, the message
-    is ``_message`` formatted with them, as text on both interpreters.
+    Base of every error of this driver: parameters become attributes, the
+    message is ``_message`` formatted with them, as text on both
+    interpreters.
 
-    A subclass sets ``_fields`` (the parameters, in order) and ``_message``;
-    ``_defaults`` for parameters that may be left out; ``_args`` when the base
-    exception is given fewer than all of them (its ``args``); and overrides
-    ``_text`` when the message depends on the values.
+    A subclass sets ``_fields`` (the constructor's parameters, in order) and
+    ``_message`` (a ``str.format`` template over them); ``_defaults`` for
+    trailing parameters that may be left out; ``_args`` when its contract
+    base (Flocker's ``VolumeException``, say) is given fewer than all of
+    them; and overrides ``_values`` or ``_text`` when the message needs more
+    than the attributes.
     """
-    #: The constructor's parameters, in order; each becomes an attribute.
     _fields = ()
-    #: Values of the parameters that may be left out, by name.
     _defaults = {}
-    #: The parameters handed to the base exception (``None``: all of them).
     _args = None
-    #: The message: a ``str.format`` template over ``_fields``.
     _message = ""
 
-    def __init__(self, *args, **kwargs):
-        if not self._fields:
-            # A bare base class (``DriverError("...")``): a plain exception.
-            super(Formatted, self).__init__(*args, **kwargs)
-            return
-        values = _bind(type(self).__name__, self._fields, self._defaults,
-                       args, kwargs)
-        for name in self._fields:
+    def __init__(self, *args):
+        fields = self._fields
+        left_out = fields[len(args):]
+        if len(args) > len(fields) or any(
+                name not in self._defaults for name in left_out):
+            raise TypeError("{}({}) given {} arguments".format(
+                type(self).__name__, ", ".join(fields), len(args)))
+        values = dict(zip(fields, args))
+        values.update((name, self._defaults[name]) for name in left_out)
+        for name in fields:
             setattr(self, name, values[name])
-        passed = self._fields if self._args is None else self._args
-        super(Formatted, self).__init__(*[values[name] for name in passed])
+        passed = fields if self._args is None else self._args
+        super(DriverError, self).__init__(*[values[name] for name in passed])
 
     def _values(self):
         """The attributes the message may name."""
@@ -83,22 +57,13 @@ class Formatted(object):
 
     def _text(self):
         """The message, as text."""
-        if not self._fields:
-            # As ``Exception`` shows its arguments.
-            if len(self.args) == 1:
-                return to_text(self.args[0])
-            return to_text(self.args) if self.args else ""
         return self._message.format(**self._values())
 
     def __str__(self):
         return self._text()
 
 
-class DriverError(Formatted, Exception):
-    """Base class of this driver's own errors."""
-
-
-class ConfigurationError(Formatted, ValueError):
+class ConfigurationError(DriverError, ValueError):
     """
     The ``dataset`` section of agent.yml is wrong.
 
@@ -111,7 +76,7 @@ class ConfigurationError(Formatted, ValueError):
     def _text(self):
         if self.key is None:
             return "Invalid vSphere backend configuration: {}".format(self.problem)
-        return Formatted._text(self)
+        return DriverError._text(self)
 
 
 class DatastoreUnusable(ConfigurationError):
@@ -144,6 +109,43 @@ class VCenterUnavailable(VCenterError):
     _defaults = {"timed_out": False}
     _args = ("host", "port", "reason")
     _message = "Cannot use vCenter at {host}:{port}: {reason}"
+
+
+class PropertiesUnknown(VCenterError):
+    """
+    vCenter answered without a property the driver needs (a ``missingSet``
+    entry: no permission, an inaccessible object): absent is not empty.
+
+    :ivar text obj: The managed object's id.
+    :ivar text path: The property.
+    :ivar text fault: The fault vCenter gave instead, by name.
+    """
+    _fields = ("obj", "path", "fault")
+    _message = ("vCenter did not give {path} of {obj} ({fault}); nothing is "
+                "decided on what it did not say")
+
+
+class VirtualMachinesUnknown(VCenterError):
+    """
+    vCenter did not say what the driver must know of some VMs (their disks,
+    their power state or ids), so a decision that depends on them is not
+    taken: a volume is never destroyed, attached or reported unattached, nor
+    a node reported dead, on an answer vCenter did not give.
+
+    :ivar text what: What is unknown ("disks", "power state and id").
+    :ivar vms: The VMs, by name or managed object id.
+    :ivar faults: The faults vCenter gave instead, by name.
+    """
+    _fields = ("what", "vms", "faults")
+    _message = ("vCenter did not report the {what} of VM {joined_vms} "
+                "({joined_faults}); nothing is decided on what it did not "
+                "say")
+
+    def _values(self):
+        values = VCenterError._values(self)
+        values["joined_vms"] = ", ".join(self.vms)
+        values["joined_faults"] = ", ".join(self.faults)
+        return values
 
 
 class TaskTimeout(VCenterError):
@@ -182,7 +184,7 @@ class NoFreeDiskSlot(VCenterError):
                 "controllers hold 15 disks each")
 
 
-class AttachedVolumeNotDestroyed(Formatted, VolumeException):
+class AttachedVolumeNotDestroyed(DriverError, VolumeException):
     """
     Destroying a volume that a VM still holds was refused.
 
@@ -196,7 +198,7 @@ class AttachedVolumeNotDestroyed(Formatted, VolumeException):
                 "it before destroying it")
 
 
-class DeviceNotFound(Formatted, VolumeException):
+class DeviceNotFound(DriverError, VolumeException):
     """
     The guest shows no block device for an attached volume's disk.
 
@@ -240,7 +242,7 @@ class DatasetAlreadyHasVolume(DriverError):
     _message = "Dataset {dataset_id} already has a volume"
 
 
-class NodeNotFound(Formatted, UnknownInstanceID):
+class NodeNotFound(DriverError, UnknownInstanceID):
     """
     This node's VM cannot be found in vCenter (an ``UnknownInstanceID``).
 
@@ -270,7 +272,6 @@ class AmbiguousInstance(NodeNotFound):
     _message = ("Several virtual machines have BIOS UUID {bios_uuid} "
                 "({joined}); give each a unique BIOS UUID (uuid.bios) so this "
                 "node can be told apart")
-    reason = "several VMs have its BIOS UUID"
 
     def _values(self):
         values = NodeNotFound._values(self)
@@ -292,7 +293,7 @@ class DiskUUIDNotEnabled(VCenterError):
                 "a reboot of the guest is not enough")
 
 
-class UnknownProfile(Formatted, ValueError):
+class UnknownProfile(DriverError, ValueError):
     """
     A volume was asked for with a storage profile that is not configured.
 
@@ -300,15 +301,15 @@ class UnknownProfile(Formatted, ValueError):
     :ivar known: The configured names.
     """
     _fields = ("profile", "known")
-    _message = "Unknown storage profile {profile!r}: configured are {joined}"
+    _message = "Unknown storage profile '{profile}': configured are {joined}"
 
     def _values(self):
-        values = Formatted._values(self)
+        values = DriverError._values(self)
         values["joined"] = ", ".join(self.known)
         return values
 
 
-class AgentConfigError(Formatted, ValueError):
+class AgentConfigError(DriverError, ValueError):
     """
     An agent.yml file cannot be used to load a backend the way the agent does.
 
@@ -321,7 +322,7 @@ class AgentConfigError(Formatted, ValueError):
     def _text(self):
         if self.path is None:
             return "Cannot load the Flocker backend: {}".format(self.problem)
-        return Formatted._text(self)
+        return DriverError._text(self)
 
 
 class VirtualMachineBusy(VCenterError):

@@ -19,7 +19,7 @@ from twisted.python.filepath import FilePath
 from zope.interface import Interface, implementer
 
 from ._compat import monotonic, text_type
-from .errors import Formatted
+from .errors import DriverError
 
 #: Seconds to wait for an attached disk's device to appear.
 DEFAULT_DEVICE_TIMEOUT = 60.0
@@ -53,7 +53,7 @@ class IGuest(Interface):
         """Let the kernel forget the disk's device before it is detached."""
 
 
-class GuestIdentityUnknown(Formatted, Exception):
+class GuestIdentityUnknown(DriverError):
     """
     This machine's BIOS UUID cannot be read.
 
@@ -93,7 +93,7 @@ def byte_swapped(uuid):
     return text_type(UUID(bytes=UUID(uuid).bytes_le))
 
 
-class GuestDeviceError(Formatted, Exception):
+class GuestDeviceError(DriverError):
     """
     The guest shows no single block device for a disk.
 

@@ -54,13 +54,11 @@ class Inventory(PClass):
     """
     Everything a configuration names, found and usable.
 
-    :ivar Datacenter datacenter:
     :ivar datastores: datastore name -> ``Datastore``, for every datastore a
         profile names.
     :ivar policies: storage policy name -> its profile id, for every policy
         a profile names.
     """
-    datacenter = field(type=Datacenter, mandatory=True)
     datastores = field(type=dict, mandatory=True)
     policies = field(type=dict, mandatory=True)
 
@@ -111,7 +109,8 @@ class InventoryLookup(object):
     def __init__(self, vcenter, config):
         self._vcenter = vcenter
         self._config = config
-        self._lock = threading.Lock()
+        # Re-entrant: ``resolve`` looks the parts up under it.
+        self._lock = threading.RLock()
         self._datacenter = None
         self._datastores = None
         self._inventory = None
@@ -122,40 +121,36 @@ class InventoryLookup(object):
         request, the first time).
 
         :raises ConfigurationError: vCenter has no datacenter of that name.
+        :raises PropertiesUnknown: vCenter did not say enough to tell.
         :returns Datacenter:
         """
-        if self._datacenter is None:
-            name = self._config.datacenter_name
-            found = dict(
-                (properties["name"], (ref, properties))
-                for ref, properties in self._vcenter.properties_below(
+        with self._lock:
+            if self._datacenter is None:
+                answers = self._vcenter.properties_below(
                     self._vcenter.content().rootFolder, vim.Datacenter,
-                    ["name", "vmFolder", "datastore"]))
-            if name not in found:
-                raise ConfigurationError(
-                    "datacenter_name", "no datacenter named '{}' in vCenter "
-                    "(found: {})".format(name, ", ".join(sorted(found))
-                                         or "none"))
-            ref, properties = found[name]
-            self._datacenter = Datacenter(
-                ref=ref, vm_folder=properties["vmFolder"],
-                datastores=tuple(properties["datastore"] or ()))
-        return self._datacenter
+                    ["name", "vmFolder", "datastore"])
+                answer = _named(answers, self._config.datacenter_name,
+                                lambda found: missing_datacenter(
+                                    self._config, found))
+                values = answer.require("vmFolder", "datastore")
+                self._datacenter = Datacenter(
+                    ref=answer.obj, vm_folder=values["vmFolder"],
+                    datastores=tuple(values.get("datastore") or ()))
+            return self._datacenter
 
     def all_datastores(self):
-        """Every datastore of the datacenter, by name (one request)."""
-        if self._datastores is None:
-            found = self._vcenter.properties(
-                self.datacenter().datastores, vim.Datastore,
-                _DATASTORE_PROPERTIES)
-            self._datastores = dict(
-                (text_type(properties["name"]), Datastore(
-                    name=text_type(properties["name"]), ref=ref,
-                    browser=properties["browser"],
-                    kind=_optional_text(properties.get("summary.type")),
-                    accessible=properties.get("summary.accessible")))
-                for ref, properties in found)
-        return self._datastores
+        """
+        What vCenter said of every datastore of the datacenter (one request,
+        the first time).
+
+        :returns: a list of ``ObjectProperties``.
+        """
+        with self._lock:
+            if self._datastores is None:
+                self._datastores = self._vcenter.properties(
+                    self.datacenter().datastores, vim.Datastore,
+                    _DATASTORE_PROPERTIES)
+            return self._datastores
 
     def datastore(self, name):
         """
@@ -163,23 +158,17 @@ class InventoryLookup(object):
 
         :raises DatastoreUnusable: it is missing, or ``datastore_refusal``
             refuses it.
+        :raises PropertiesUnknown: vCenter did not say enough to tell.
         :returns Datastore:
         """
-        config = self._config
-        found = self.all_datastores()
-        key = datastore_key(config, name)
-        if name not in found:
-            raise DatastoreUnusable(
-                key, "no datastore named '{}' in datacenter '{}' (found: "
-                     "{})".format(name, config.datacenter_name,
-                                  ", ".join(sorted(found)) or "none"),
-                "correct datastore_name or the profiles' datastore keys")
-        refusal = datastore_refusal(found[name])
-        if refusal is not None:
-            problem, fix = refusal
-            raise DatastoreUnusable(
-                key, "names '{}', which {}".format(name, problem), fix)
-        return found[name]
+        answer = _named(self.all_datastores(), name,
+                        lambda found: missing_datastore(self._config, name,
+                                                        found))
+        values = answer.require(*_DATASTORE_PROPERTIES)
+        return usable_datastore(self._config, Datastore(
+            name=name, ref=answer.obj, browser=values["browser"],
+            kind=_optional_text(values.get("summary.type")),
+            accessible=values.get("summary.accessible")))
 
     def storage_policies(self):
         """
@@ -189,22 +178,10 @@ class InventoryLookup(object):
         :raises ConfigurationError: vCenter lacks one of them (all the
             missing ones are named).
         """
-        profiles = sorted(self._config.profiles.values(), key=lambda p: p.name)
-        wanted = sorted(set(profile.storage_policy for profile in profiles
-                            if profile.storage_policy is not None))
-        if not wanted:
+        if not any(profile.storage_policy is not None
+                   for profile in self._config.profiles.values()):
             return {}
-        known = self._vcenter.storage_policies()
-        missing = [policy for policy in wanted if policy not in known]
-        if missing:
-            first = [profile for profile in profiles
-                     if profile.storage_policy in missing][0]
-            raise ConfigurationError(
-                "profiles.{}.storage_policy".format(first.name),
-                "no storage policy named {} in vCenter (found: {})".format(
-                    ", ".join("'{}'".format(policy) for policy in missing),
-                    ", ".join(sorted(known)) or "none"))
-        return dict((name, known[name]) for name in wanted)
+        return policy_ids(self._config, self._vcenter.storage_policies())
 
     def resolve(self):
         """
@@ -217,13 +194,85 @@ class InventoryLookup(object):
         """
         with self._lock:
             if self._inventory is None:
-                datacenter = self.datacenter()
                 datastores = dict((name, self.datastore(name))
                                   for name in self._config.datastores)
                 self._inventory = Inventory(
-                    datacenter=datacenter, datastores=datastores,
-                    policies=self.storage_policies())
+                    datastores=datastores, policies=self.storage_policies())
             return self._inventory
+
+
+def _named(answers, name, not_found):
+    """
+    The answer (``ObjectProperties``) of the object whose name is ``name``.
+
+    :param not_found: Makes the error for when none has that name, from
+        the names found.
+    :raises PropertiesUnknown: none has that name, but vCenter did not
+        name every one: the one sought may be among them.
+    """
+    named = dict((text_type(answer.values["name"]), answer)
+                 for answer in answers if "name" not in answer.missing)
+    if name in named:
+        return named[name]
+    for answer in answers:
+        answer.require("name")
+    raise not_found(sorted(named))
+
+
+# The rules, apart from the look-up, so that every implementation of the
+# operations (the in-memory one of the tests too) judges alike.
+
+def missing_datacenter(config, found):
+    """The error for a datacenter vCenter lacks (``found``: its names)."""
+    return ConfigurationError(
+        "datacenter_name", "no datacenter named '{}' in vCenter (found: "
+        "{})".format(config.datacenter_name, ", ".join(found) or "none"))
+
+
+def missing_datastore(config, name, found):
+    """The error for a datastore the datacenter lacks (``found``: names)."""
+    return DatastoreUnusable(
+        datastore_key(config, name),
+        "no datastore named '{}' in datacenter '{}' (found: {})".format(
+            name, config.datacenter_name, ", ".join(found) or "none"),
+        "correct datastore_name or the profiles' datastore keys")
+
+
+def usable_datastore(config, datastore):
+    """
+    ``datastore``, if the driver can keep volumes on it.
+
+    :raises DatastoreUnusable: ``datastore_refusal`` refuses it.
+    """
+    refusal = datastore_refusal(datastore)
+    if refusal is not None:
+        problem, fix = refusal
+        raise DatastoreUnusable(
+            datastore_key(config, datastore.name),
+            "names '{}', which {}".format(datastore.name, problem), fix)
+    return datastore
+
+
+def policy_ids(config, known):
+    """
+    The storage policies the profiles name, as ``{name: profile id}``.
+
+    :param known: Every policy vCenter has, ``{name: profile id}``.
+    :raises ConfigurationError: vCenter lacks some (all of them named).
+    """
+    profiles = sorted(config.profiles.values(), key=lambda p: p.name)
+    wanted = sorted(set(profile.storage_policy for profile in profiles
+                        if profile.storage_policy is not None))
+    missing = [policy for policy in wanted if policy not in known]
+    if missing:
+        first = [profile for profile in profiles
+                 if profile.storage_policy in missing][0]
+        raise ConfigurationError(
+            "profiles.{}.storage_policy".format(first.name),
+            "no storage policy named {} in vCenter (found: {})".format(
+                ", ".join("'{}'".format(policy) for policy in missing),
+                ", ".join(sorted(known)) or "none"))
+    return dict((name, known[name]) for name in wanted)
 
 
 def _optional_text(value):

@@ -22,8 +22,9 @@ from ._compat import python_2_unicode_compatible, string_types, text_type
 
 _DISK_SUFFIX = ".vmdk"
 _DATASTORE_PATH = re.compile(r"\A\[([^\]]+)\] (\S.*)\Z", re.DOTALL)
+# \A and \Z, not ^ and $: "$" also matches before a final newline.
 _CANONICAL_UUID = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 @python_2_unicode_compatible
@@ -76,7 +77,7 @@ def blockdevice_id_for(dataset_id):
     return text_type(dataset_id)
 
 
-_PROFILE_FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+_PROFILE_FOLDER = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,79}\Z")
 
 
 class ClusterLayout(PClass):

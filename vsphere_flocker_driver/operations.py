@@ -8,6 +8,7 @@ module's ``IVsphereOperations``; this module speaks vSphere's.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import random
 import threading
 import time
 
@@ -25,11 +26,12 @@ from .devices import (
 )
 from .errors import (
     DatasetAlreadyHasVolume, DiskGone, DiskLocked, NoFreeDiskSlot,
-    VirtualMachineBusy,
+    VirtualMachineBusy, VirtualMachinesUnknown,
 )
 from .layout import (
     DatastorePath, disk_file_name, disk_search_spec, disks_from_search,
 )
+from .vcenter import fault_name
 
 #: Faults that say a VM is busy with another client's change: retried.
 _BUSY_FAULTS = (vim.fault.TaskInProgress, vim.fault.ConcurrentAccess)
@@ -37,9 +39,14 @@ _RETRY_ATTEMPTS = 6
 _RETRY_FIRST_DELAY = 0.25
 _RETRY_MAX_DELAY = 8.0
 
+#: The VM properties whose absence decides something.
+DEVICES = "config.hardware.device"
+INSTANCE_UUID = "config.instanceUuid"
+CHANGE_VERSION = "config.changeVersion"
+POWER_STATE = "runtime.powerState"
+
 #: What is read of every VM, in one request for all of them.
-_VM_PROPERTIES = ["name", "config.instanceUuid", "config.uuid",
-                  "runtime.powerState"]
+_VM_PROPERTIES = ["name", INSTANCE_UUID, "config.uuid", POWER_STATE]
 
 
 class IVsphereOperations(Interface):
@@ -143,13 +150,17 @@ class VirtualMachineRecord(PClass):
     :ivar text name:
     :ivar text instance_uuid: vCenter's id of the VM: a Flocker node id.
     :ivar text bios_uuid: ``config.uuid``, what the guest sees.
-    :ivar text power_state: ``poweredOn``, ``poweredOff`` or ``suspended``.
+    :ivar text power_state: ``poweredOn``, ``poweredOff`` or ``suspended``;
+        ``unknown`` when vCenter did not say.
+    :ivar missing: ``(property path, fault name)`` of each property vCenter
+        did not give: what the record says of those is unknown, not empty.
     """
     ref = field(mandatory=True)
     name = field(type=text_type, mandatory=True)
     instance_uuid = field(type=(text_type, type(None)), mandatory=True)
     bios_uuid = field(type=(text_type, type(None)), mandatory=True)
     power_state = field(type=text_type, mandatory=True)
+    missing = field(type=tuple, initial=())
 
 
 class Attachment(PClass):
@@ -174,18 +185,41 @@ class Attachments(PClass):
     :ivar tuple vms: ``VirtualMachineRecord`` of every VM.
     :ivar tuple disks: ``Attachment`` of every disk in the cluster's folders
         that a VM holds.
+    :ivar tuple unknown: ``VirtualMachineRecord`` of every VM whose disks
+        vCenter did not report: any of them may hold any disk.
     """
     vms = field(type=tuple, mandatory=True)
     disks = field(type=tuple, mandatory=True)
+    unknown = field(type=tuple, initial=())
 
     def holders(self, path):
-        """The ``Attachment`` of each VM holding the disk ``path``."""
+        """
+        The ``Attachment`` of each VM holding the disk ``path``, of the VMs
+        whose disks vCenter reported.
+        """
         return [disk for disk in self.disks if disk.path == path]
 
     def holder(self, path):
-        """The ``Attachment`` of the disk ``path``, or ``None``."""
+        """
+        The ``Attachment`` of the disk ``path``, or ``None`` when no VM
+        holds it.
+
+        :raises VirtualMachinesUnknown: no VM vCenter described holds it,
+            but vCenter did not report every VM's disks: one of those may.
+        """
         holders = self.holders(path)
-        return holders[0] if holders else None
+        if holders:
+            return holders[0]
+        self.require_known()
+        return None
+
+    def require_known(self):
+        """
+        :raises VirtualMachinesUnknown: vCenter did not report some VM's
+            disks, so that no disk can be said to be unheld.
+        """
+        if self.unknown:
+            raise unknown_vms("disks", self.unknown, DEVICES)
 
     def vm(self, instance_uuid):
         """The VM whose instance UUID is ``instance_uuid``, or ``None``."""
@@ -195,13 +229,33 @@ class Attachments(PClass):
         return None
 
 
-def _record(vm, properties):
+def _record(answer):
+    """The ``VirtualMachineRecord`` of a VM from what vCenter said of it."""
+    values = answer.values
     return VirtualMachineRecord(
-        ref=vm,
-        name=text_type(properties.get("name", vm._moId)),
-        instance_uuid=_optional_text(properties.get("config.instanceUuid")),
-        bios_uuid=_optional_text(properties.get("config.uuid")),
-        power_state=text_type(properties.get("runtime.powerState", "unknown")))
+        ref=answer.obj,
+        name=text_type(values.get("name") or answer.obj._moId),
+        instance_uuid=_optional_text(values.get("config.instanceUuid")),
+        bios_uuid=_optional_text(values.get("config.uuid")),
+        power_state=text_type(values.get("runtime.powerState") or "unknown"),
+        missing=tuple(sorted((path, fault_name(fault))
+                             for path, fault in answer.missing.items())))
+
+
+def missing_faults(vm, *paths):
+    """The faults vCenter gave instead of those of ``paths`` of ``vm``."""
+    return [fault for path, fault in vm.missing if path in paths]
+
+
+def unknown_vms(what, vms, *paths):
+    """
+    The ``VirtualMachinesUnknown`` for ``what`` (``paths``) of ``vms`` that
+    vCenter did not give.
+    """
+    faults = sorted(set(fault for vm in vms
+                        for fault in missing_faults(vm, *paths)))
+    return VirtualMachinesUnknown(what, tuple(sorted(vm.name for vm in vms)),
+                                  tuple(faults))
 
 
 def _optional_text(value):
@@ -380,9 +434,12 @@ class VsphereOperations(object):
             self._lookup.datacenter().vm_folder, vim.VirtualMachine, paths)
 
     def virtual_machines(self):
-        """Every VM of the datacenter, in one request."""
-        return [_record(vm, properties)
-                for vm, properties in self._retrieve_vms(_VM_PROPERTIES)]
+        """
+        Every VM of the datacenter, in one request; a VM vCenter did not
+        fully describe says so in its record's ``missing``.
+        """
+        return [_record(answer)
+                for answer in self._retrieve_vms(_VM_PROPERTIES)]
 
     def attachments(self, layout):
         """
@@ -392,17 +449,20 @@ class VsphereOperations(object):
         """
         vms = []
         disks = []
-        for vm, properties in self._retrieve_vms(
-                _VM_PROPERTIES + ["config.hardware.device"]):
-            record = _record(vm, properties)
+        unknown = []
+        for answer in self._retrieve_vms(_VM_PROPERTIES + [DEVICES]):
+            record = _record(answer)
             vms.append(record)
-            for file_name, uuid in attached_disks(
-                    properties.get("config.hardware.device")):
+            if DEVICES in answer.missing:
+                unknown.append(record)
+                continue
+            for file_name, uuid in attached_disks(answer.values.get(DEVICES)):
                 path = DatastorePath.parse(file_name)
                 if path is not None and layout.contains(path):
                     disks.append(Attachment(
                         path=path, vm=record, disk_uuid=_disk_uuid_or_none(uuid)))
-        return Attachments(vms=tuple(vms), disks=tuple(disks))
+        return Attachments(vms=tuple(vms), disks=tuple(disks),
+                           unknown=tuple(unknown))
 
     def find_vms_by_bios_uuid(self, bios_uuid):
         """
@@ -413,9 +473,8 @@ class VsphereOperations(object):
         found = self.vcenter.call(
             content.searchIndex.FindAllByUuid, datacenter=self._datacenter(),
             uuid=bios_uuid, vmSearch=True, instanceUuid=False)
-        return [_record(vm, properties) for vm, properties in
-                self.vcenter.properties(found or (), vim.VirtualMachine,
-                                        _VM_PROPERTIES)]
+        return [_record(answer) for answer in self.vcenter.properties(
+            found or (), vim.VirtualMachine, _VM_PROPERTIES)]
 
     def disk_uuid_enabled(self, vm):
         """
@@ -430,11 +489,17 @@ class VsphereOperations(object):
                 return text_type(option.value).strip().lower() == "true"
         return False
 
-    def devices(self, vm):
-        """The VM's devices as they are now (one request)."""
-        return self.vcenter.properties_of(
-            vm.ref, vim.VirtualMachine, ["config.hardware.device"]).get(
-                "config.hardware.device") or ()
+    def _vm_config(self, vm):
+        """
+        The VM's devices as they are now, and the ``config.changeVersion``
+        they were read at (one request): a reconfiguration built from them
+        carries that version, so vSphere refuses it (``ConcurrentAccess``)
+        if the VM changed since -- device keys and free slots read earlier
+        are never applied to a VM that moved on.
+        """
+        values = self.vcenter.properties_of(
+            vm.ref, vim.VirtualMachine, [DEVICES, CHANGE_VERSION])
+        return values.get(DEVICES) or (), values.get(CHANGE_VERSION)
 
     def _vm_lock(self, vm):
         with self._vm_locks_lock:
@@ -447,7 +512,10 @@ class VsphereOperations(object):
         (a policy name) if given.
 
         The free slot is chosen under the VM's lock from its devices as they
-        are now, so that threads attaching to one VM never pick the same one.
+        are now, so that threads attaching to one VM never pick the same one;
+        other processes' changes meanwhile make vSphere refuse the
+        reconfiguration (``changeVersion``), which is then read and tried
+        again.
 
         :raises NoFreeDiskSlot: the VM has no room.
         :raises DiskLocked: the VM holds it already, or it runs and another
@@ -458,7 +526,7 @@ class VsphereOperations(object):
                      else self.inventory().policies[storage_policy])
 
         def attach():
-            devices = self.devices(vm)
+            devices, version = self._vm_config(vm)
             if find_disk(devices, text_type(path)) is not None:
                 # Another thread or node attached it here meanwhile.
                 raise DiskLocked(text_type(path))
@@ -466,6 +534,7 @@ class VsphereOperations(object):
                                     controller_type, policy_id)
             if spec is None:
                 raise NoFreeDiskSlot(vm.name)
+            spec.changeVersion = version
             self._reconfigure(vm, spec, "attach {}".format(path), path)
         with self._vm_lock(vm):
             self._retry_busy(vm, attach)
@@ -475,17 +544,21 @@ class VsphereOperations(object):
         Detach the disk ``path`` from ``vm``; the file stays.
 
         The device is looked up under the VM's lock, in the VM's devices as
-        they are now: a device removed is identified by its key, and keys
-        are reused when slots are.
+        they are now, and removed only if the VM did not change since
+        (``changeVersion``): a device removed is identified by its key, and
+        keys are reused when slots are, so a stale key could name another
+        disk.
 
         :raises DiskGone: the VM no longer holds the disk.
         """
         def detach():
-            disk = find_disk(self.devices(vm), text_type(path))
+            devices, version = self._vm_config(vm)
+            disk = find_disk(devices, text_type(path))
             if disk is None:
                 raise DiskGone(text_type(path))
-            self._reconfigure(vm, detach_disk_spec(disk),
-                              "detach {}".format(path), path)
+            spec = detach_disk_spec(disk)
+            spec.changeVersion = version
+            self._reconfigure(vm, spec, "detach {}".format(path), path)
         with self._vm_lock(vm):
             self._retry_busy(vm, detach)
 
@@ -502,14 +575,16 @@ class VsphereOperations(object):
             try:
                 return reconfigure()
             except _BUSY_FAULTS as fault:
-                reason = type(fault).__name__
-            if attempt == _RETRY_ATTEMPTS or monotonic() + delay > deadline:
+                reason = fault_name(fault)
+            # Jittered, so that processes that collided do not again.
+            pause = delay * random.uniform(0.5, 1.5)
+            if attempt == _RETRY_ATTEMPTS or monotonic() + pause > deadline:
                 raise VirtualMachineBusy(vm.name, reason, attempt)
             log_message(RECONFIGURE_RETRY, vm=vm.ref._moId, attempt=attempt,
                         reason=reason)
             # Back off before asking again; vSphere offers no event for "the
             # other task is done" that another client's task would raise.
-            time.sleep(delay)
+            time.sleep(pause)
             delay = min(delay * 2, _RETRY_MAX_DELAY)
 
     def power_on(self, vm):

@@ -9,12 +9,26 @@ so that each interface is what its caller uses.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+from collections import namedtuple
+
 from pyVmomi import vim
 from zope.interface import Interface, implementer
 
 from ._compat import text_type
 from .devices import free_slot
-from .operations import delete_with_task, search_cluster
+from .errors import DriverError
+from .operations import DEVICES, delete_with_task, search_cluster
+
+
+class PrivilegeTarget(namedtuple("PrivilegeTarget", ["kind", "label", "handle"])):
+    """
+    Something the driver touches, whose privileges an operator checks.
+
+    :ivar text kind: ``datacenter``, ``datastore``, ``vm`` or ``policies``.
+    :ivar text label: How the operator knows it.
+    :ivar handle: For ``missing_privileges`` (opaque to callers).
+    """
+    __slots__ = ()
 
 
 class IOperatorOperations(Interface):
@@ -29,8 +43,18 @@ class IOperatorOperations(Interface):
     def delete_file(path):
         """Delete one datastore file; ``False`` if it did not exist."""
 
-    def missing_privileges(entities, privileges):
-        """The privileges this session's user lacks on each entity."""
+    def privilege_targets(vm=None, policies=False):
+        """
+        What the driver touches, as ``PrivilegeTarget``: the datacenter,
+        each usable configured datastore, ``vm`` (a record) if given, and
+        vCenter itself when storage ``policies`` are used.
+        """
+
+    def missing_privileges(wanted):
+        """
+        The privileges this session's user lacks: for each ``(handle,
+        privilege ids)`` of ``wanted``, the sorted ids it lacks there.
+        """
 
     def free_slot(vm):
         """Where a new disk would go on ``vm`` (see ``devices.free_slot``)."""
@@ -120,31 +144,60 @@ class VsphereOperatorOperations(object):
             self._vcenter, self._lookup.datacenter().ref,
             self._vcenter.content().fileManager.DeleteDatastoreFile_Task, path)
 
-    def missing_privileges(self, entities, privileges):
+    def privilege_targets(self, vm=None, policies=False):
         """
-        The privileges of ``privileges`` this session's user does not hold on
-        each of ``entities`` (two requests: the session, then
-        ``HasPrivilegeOnEntities``).
+        What the driver touches, as ``PrivilegeTarget``: the datacenter,
+        each configured datastore the driver can use, ``vm`` (a
+        ``VirtualMachineRecord``) if given, and vCenter itself when storage
+        ``policies`` are used.
+        """
+        config = self._operations.config
+        targets = [PrivilegeTarget(
+            "datacenter", "datacenter {}".format(config.datacenter_name),
+            self._lookup.datacenter().ref)]
+        for name in config.datastores:
+            try:
+                datastore = self._lookup.datastore(name)
+            except DriverError:
+                continue  # refused: its privileges do not matter
+            targets.append(PrivilegeTarget(
+                "datastore", "datastore {}".format(name), datastore.ref))
+        if vm is not None:
+            targets.append(PrivilegeTarget("vm", "VM {}".format(vm.name),
+                                           vm.ref))
+        if policies:
+            targets.append(PrivilegeTarget(
+                "policies", "vCenter (storage policies)",
+                self._vcenter.content().rootFolder))
+        return targets
 
-        :param entities: managed objects.
-        :param privileges: privilege ids such as ``Datastore.Browse``.
-        :returns: ``{managed object id: sorted list of missing ids}``.
+    def missing_privileges(self, wanted):
+        """
+        The privileges this session's user does not hold (two requests: the
+        session, then ``HasPrivilegeOnEntities``).
+
+        :param wanted: ``(handle, privilege ids)`` pairs, the handles of
+            ``privilege_targets``; ids such as ``Datastore.Browse``.
+        :returns: for each pair, the sorted ids lacking there.
         """
         content = self._vcenter.content()
         session = self._vcenter.properties_of(
             content.sessionManager, vim.SessionManager,
             ["currentSession"]).get("currentSession")
+        entities = [handle for handle, _ in wanted]
         answers = self._vcenter.call(
             content.authorizationManager.HasPrivilegeOnEntities,
-            entity=list(entities), sessionId=session.key,
-            privId=list(privileges))
-        missing = dict((entity._moId, []) for entity in entities)
+            entity=entities, sessionId=session.key,
+            privId=sorted(set(privilege for _, privileges in wanted
+                              for privilege in privileges)))
+        lacking = {}
         for answer in answers or ():
-            missing[answer.entity._moId] = sorted(
+            lacking[answer.entity._moId] = set(
                 text_type(available.privId)
                 for available in answer.privAvailability or ()
                 if not available.isGranted)
-        return missing
+        return [sorted(lacking.get(handle._moId, set()) & set(privileges))
+                for handle, privileges in wanted]
 
     def free_slot(self, vm):
         """
@@ -152,4 +205,5 @@ class VsphereOperatorOperations(object):
         itself follows (``devices.free_slot``), on the VM's devices as they
         are now.
         """
-        return free_slot(self._operations.devices(vm))
+        return free_slot(self._vcenter.properties_of(
+            vm.ref, vim.VirtualMachine, [DEVICES]).get(DEVICES))

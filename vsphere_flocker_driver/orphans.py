@@ -82,11 +82,17 @@ def volume_rows(assembly):
     backend's own listing.
 
     :param Assembly assembly: The backend's parts.
+    :raises VirtualMachinesUnknown: a volume no VM holds, as far as vCenter
+        said, while it did not report every VM's disks.
     :returns: a list of ``VolumeRow``, by dataset id.
     """
     operations, layout = assembly.operations, assembly.layout
     disks = operations.search_disks(layout)
-    attachments = operations.attachments(layout) if disks else None
+    return _rows(disks, operations.attachments(layout) if disks else None)
+
+
+def _rows(disks, attachments):
+    """The ``VolumeRow`` of each of ``disks``, held as ``attachments`` say."""
     rows = []
     for disk in disks:
         holder = attachments.holder(disk.path)
@@ -113,9 +119,10 @@ def find_orphans(assembly):
     files = assembly.operator.cluster_files(layout)
     # A disk is complete when the backend itself lists it: the same disk
     # search, not this broader file search, decides.
-    volumes = set(text_type(disk.path) for disk in operations.search_disks(layout))
-    held = set(text_type(disk.path)
-               for disk in operations.attachments(layout).disks)
+    disks = operations.search_disks(layout)
+    volumes = set(text_type(disk.path) for disk in disks)
+    attachments = operations.attachments(layout)
+    held = set(text_type(disk.path) for disk in attachments.disks)
     present = set("{}/{}".format(folder.rstrip("/"), name)
                   for _, folder, name, _ in files)
     findings = []
@@ -127,7 +134,7 @@ def find_orphans(assembly):
             if path in volumes:
                 continue  # a volume
             findings.append(_half_created(
-                INCOMPLETE_DISK, path, path, held, present,
+                INCOMPLETE_DISK, path, path, held, attachments, present,
                 "a disk descriptor without a capacity: its creation stopped "
                 "half-way"))
             continue
@@ -137,14 +144,14 @@ def find_orphans(assembly):
             if descriptor in present:
                 continue  # the extent of a disk already looked at
             findings.append(_half_created(
-                LONE_EXTENT, path, descriptor, held, present,
+                LONE_EXTENT, path, descriptor, held, attachments, present,
                 "a disk extent whose descriptor is missing"))
             continue
         findings.append(Finding(
             kind=FOREIGN_FILE, path=path, detail=(
                 "a disk outside any profile's folder" if dataset_id is not None
                 else "not a file this driver names") + "; left alone"))
-    for row in volume_rows(assembly):
+    for row in _rows(disks, attachments):
         if row.vm_id is not None and row.power_state != "poweredOn":
             # A suspended VM comes back with its disks: only a powered-off
             # one may safely lose them.
@@ -158,11 +165,14 @@ def find_orphans(assembly):
     return findings
 
 
-def _half_created(kind, path, descriptor, held, present, detail):
+def _half_created(kind, path, descriptor, held, attachments, present, detail):
     """A finding about a half-created disk; safe to delete unless a VM holds it."""
     if descriptor in held:
         return Finding(kind=kind, path=path, detail=detail + "; a VM holds it, "
                        "so it is left alone")
+    if attachments.unknown:
+        return Finding(kind=kind, path=path, detail=detail + "; vCenter did "
+                       "not report every VM's disks, so it is left alone")
     files = tuple(name for name in (
         descriptor, descriptor[:-len(".vmdk")] + _FLAT_SUFFIX) if name in present)
     return Finding(kind=kind, path=path, detail=detail, files=files,
@@ -185,8 +195,16 @@ def repair(assembly, findings):
         # agents may have moved the volume, or a VM taken the disk, since
         # the findings were made.
         path = DatastorePath.parse(finding.path)
-        holders = [held.vm for held in operations.attachments(layout).holders(
-            path)]
+        if path is None:
+            # Not a path a VM could name, so who holds it cannot be told.
+            done.append((finding, "left alone: not a datastore path"))
+            continue
+        attachments = operations.attachments(layout)
+        if attachments.unknown:
+            done.append((finding, "left alone: vCenter did not report every "
+                         "VM's disks"))
+            continue
+        holders = [held.vm for held in attachments.holders(path)]
         if finding.kind == POWERED_OFF_HOLDER:
             holder = holders[0] if len(holders) == 1 else None
             if (holder is None or holder.instance_uuid != finding.vm_id

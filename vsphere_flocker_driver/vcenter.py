@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import warnings
+from collections import namedtuple
 
 from pyVmomi import SoapStubAdapter, pbm, vim, vmodl
 
@@ -23,7 +24,7 @@ from ._logging import (
     WAIT_FOR_TASK, log_message,
 )
 from .errors import (
-    LicenceRefused, TaskTimeout, VCenterUnavailable,
+    LicenceRefused, PropertiesUnknown, TaskTimeout, VCenterUnavailable,
 )
 
 #: The API version spoken: vSphere 6.0, which every supported vCenter knows.
@@ -62,9 +63,39 @@ _READ_ONLY_METHODS = frozenset([
     "PbmQueryProfile", "PbmRetrieveContent", "QueryVirtualDiskUuid",
 ])
 
+# How often one request logs in again when vCenter says the session is gone
+# (expired, ended by an administrator, or by a vCenter restart): more than
+# once, as sessions can be ended again while one is opened.
+_MAX_LOGINS = 3
+
 # A WaitForUpdatesEx call returns after at most this long even when nothing
 # changed, so that the overall deadline is checked regularly.
 _MAX_WAIT_SECONDS = 60
+
+
+class ObjectProperties(namedtuple("ObjectProperties",
+                                  ["obj", "values", "missing"])):
+    """
+    What vCenter said of one managed object.
+
+    :ivar obj: The managed object.
+    :ivar values: ``{property path: value}`` of the properties it gave.
+    :ivar missing: ``{property path: fault}`` of those it did not give.
+    """
+    __slots__ = ()
+
+    def require(self, *paths):
+        """
+        ``values``, when none of ``paths`` is missing.
+
+        :raises PropertiesUnknown: one is missing.
+        """
+        for path in paths:
+            if path in self.missing:
+                raise PropertiesUnknown(
+                    text_type(getattr(self.obj, "_moId", self.obj)), path,
+                    fault_name(self.missing[path]))
+        return self.values
 
 
 class InsecureConnectionWarning(UserWarning):
@@ -72,7 +103,17 @@ class InsecureConnectionWarning(UserWarning):
 
 
 class CertificateMismatch(ssl.SSLError):
-    """The server's certificate does not have the pinned fingerprint."""
+    """
+    The server's certificate does not have the pinned fingerprint.
+
+    :ivar text seen: The fingerprint it has.
+    """
+
+    def __init__(self, seen):
+        ssl.SSLError.__init__(
+            self, "the server's certificate fingerprint is {}, not the "
+                  "configured ssl_thumbprint".format(seen))
+        self.seen = seen
 
 
 def _method_name(method):
@@ -106,9 +147,7 @@ def _pinned_connection(base, fingerprint):
             seen = digest(self.sock.getpeercert(True)).hexdigest()
             if seen != fingerprint:
                 self.close()
-                raise CertificateMismatch(
-                    "the server's certificate fingerprint is {}, not the "
-                    "configured ssl_thumbprint".format(seen))
+                raise CertificateMismatch(seen)
     return PinnedHTTPSConnection
 
 
@@ -131,6 +170,48 @@ def ssl_context(config):
     if config.ssl_cert_file is not None:
         context.load_cert_chain(config.ssl_cert_file, config.ssl_key_file)
     return context
+
+
+def tls_handshake(config, timeout):
+    """
+    Open one TLS connection to vCenter as the session opens its own (the
+    same context, the same pinned fingerprint), then close it: the
+    operator's certificate check, with the session's own verdict.
+
+    :raises CertificateMismatch: the pinned fingerprint does not match.
+    :raises ssl.SSLError: the certificate is not trusted (or another TLS
+        failure).
+    :raises ssl.CertificateError: it names another host (Python 2.7).
+    """
+    scheme = http_client.HTTPSConnection
+    if config.ssl_thumbprint is not None:
+        scheme = _pinned_connection(scheme, config.ssl_thumbprint)
+    connection = scheme(native_string(config.vc_host), config.vc_port,
+                        timeout=timeout, context=ssl_context(config))
+    try:
+        connection.connect()
+    finally:
+        connection.close()
+
+
+def server_fingerprint(config, timeout, algorithm="sha256"):
+    """
+    The fingerprint of vCenter's certificate, read without verifying it:
+    what an operator would pin with ``ssl_thumbprint``.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    connection = socket.create_connection((config.vc_host, config.vc_port),
+                                          timeout=timeout)
+    try:
+        wrapped = context.wrap_socket(connection)
+        try:
+            return hashlib.new(algorithm, wrapped.getpeercert(True)).hexdigest()
+        finally:
+            wrapped.close()
+    finally:
+        connection.close()
 
 
 class VCenter(object):
@@ -224,6 +305,21 @@ class VCenter(object):
                 except (vim.fault.NotAuthenticated,) + _NETWORK_ERRORS:
                     pass
 
+    def _log_in_again(self, generation, attempt):
+        """
+        Open a new session for a request that met a dead one (unless another
+        thread did meanwhile), at most ``_MAX_LOGINS`` times for one request.
+
+        :raises VCenterUnavailable: the session died every time.
+        """
+        if attempt > _MAX_LOGINS:
+            raise VCenterUnavailable(
+                self.config.vc_host, self.config.vc_port,
+                "vCenter ended the session {} times in a row".format(
+                    _MAX_LOGINS))
+        log_message(SESSION_EXPIRED, attempt=attempt)
+        self._relogin(generation)
+
     def _relogin(self, generation):
         with self._lock:
             if self._generation == generation:
@@ -237,18 +333,21 @@ class VCenter(object):
         Call a bound pyVmomi method as one logged SOAP request.
 
         A session vCenter no longer knows (``NotAuthenticated``: expired, or
-        terminated by an administrator) is opened again and the call retried
-        once.  Faults of vSphere are raised as pyVmomi raises them (typed
-        ``vim.fault.*``), for the caller to translate at the narrowest place;
-        a task's fault is raised the same way by :meth:`run_task`.
+        terminated by an administrator) is opened again and the call retried,
+        a bounded number of times.  Faults of vSphere are raised as pyVmomi
+        raises them (typed ``vim.fault.*``), for the caller to translate at
+        the narrowest place; a task's fault is raised the same way by
+        :meth:`run_task`.
 
-        :raises VCenterUnavailable: vCenter cannot be reached.
+        :raises VCenterUnavailable: vCenter cannot be reached, or kept ending
+            the session.
         """
         self.content()
         name = _method_name(method)
         target = getattr(getattr(method, "__self__", None), "_moId", None)
         with VCENTER_CALL(method=name, target=target):
-            relogged = resent = False
+            logins = 0
+            resent = False
             while True:
                 generation = self._generation
                 try:
@@ -256,11 +355,8 @@ class VCenter(object):
                 except vim.fault.RestrictedVersion:
                     raise LicenceRefused(name)
                 except vim.fault.NotAuthenticated:
-                    if relogged:
-                        raise
-                    relogged = True
-                    log_message(SESSION_EXPIRED, attempt=1)
-                    self._relogin(generation)
+                    logins += 1
+                    self._log_in_again(generation, logins)
                 except _NETWORK_ERRORS as error:
                     # The other pooled connections likely broke with this one.
                     self._stub.DropConnections()
@@ -270,16 +366,36 @@ class VCenter(object):
                         raise VCenterUnavailable(
                             self.config.vc_host, self.config.vc_port,
                             _describe_network_error(error),
-                            timed_out=_is_timeout(error))
+                            _is_timeout(error))
                     resent = True
 
     def retrieve(self, specs):
         """
         Retrieve properties with as few requests as vCenter allows.
 
+        vCenter may answer an object without some of its properties, each
+        with a fault (``missingSet``): absent is not empty, so each answer
+        carries what is missing, for the caller to decide on.  A session
+        that died between two requests makes every property missing with
+        ``NotAuthenticated``: the session is opened again and the whole
+        retrieval made once more.
+
         :param specs: ``PropertyFilterSpec`` objects (see ``filter_spec``).
-        :returns: a list of ``(managed object, {property path: value})``.
+        :returns: a list of ``ObjectProperties``.
+        :raises VCenterUnavailable: vCenter kept ending the session.
         """
+        logins = 0
+        while True:
+            generation = self._generation
+            found = self._retrieve_once(specs)
+            if not any(isinstance(fault, vim.fault.NotAuthenticated)
+                       for answer in found
+                       for fault in answer.missing.values()):
+                return found
+            logins += 1
+            self._log_in_again(generation, logins)
+
+    def _retrieve_once(self, specs):
         collector = self.content().propertyCollector
         options = vmodl.query.PropertyCollector.RetrieveOptions()
         result = self.call(collector.RetrievePropertiesEx, specSet=list(specs),
@@ -291,16 +407,19 @@ class VCenter(object):
                 break
             result = self.call(collector.ContinueRetrievePropertiesEx,
                                token=result.token)
-        return [(content.obj, dict((prop.name, prop.val)
-                                   for prop in content.propSet or ()))
-                for content in contents]
+        return [ObjectProperties(
+            content.obj,
+            dict((prop.name, prop.val) for prop in content.propSet or ()),
+            dict((text_type(missing.path), missing.fault)
+                 for missing in content.missingSet or ()))
+            for content in contents]
 
     def properties(self, objects, kind, paths):
         """
         ``paths`` of each of ``objects`` (managed objects of type ``kind``),
         in one request however many there are.
 
-        :returns: a list of ``(managed object, {property path: value})``.
+        :returns: a list of ``ObjectProperties``.
         """
         objects = list(objects)
         if not objects:
@@ -312,14 +431,20 @@ class VCenter(object):
         ``paths`` of every ``kind`` below the folder ``root`` (folders and
         vApps included), in one request however many there are.
 
-        :returns: a list of ``(managed object, {property path: value})``.
+        :returns: a list of ``ObjectProperties``.
         """
         return self.retrieve([_inventory_spec(root, kind, paths)])
 
     def properties_of(self, obj, kind, paths):
-        """``paths`` of the one managed object ``obj``, as a dict."""
-        for _, properties in self.properties([obj], kind, paths):
-            return properties
+        """
+        ``paths`` of the one managed object ``obj``, all of them known.
+
+        :returns: ``{path: value}``; a path vCenter reports as unset is
+            absent.
+        :raises PropertiesUnknown: vCenter did not give one of them.
+        """
+        for answer in self.properties([obj], kind, paths):
+            return answer.require(*paths)
         return {}
 
     # -- tasks ---------------------------------------------------------------
@@ -487,6 +612,11 @@ def _inventory_spec(root, kind, paths):
         objectSet=[Collector.ObjectSpec(obj=root, skip=True,
                                         selectSet=[folders, vapps])],
         propSet=[Collector.PropertySpec(type=kind, pathSet=list(paths))])
+
+
+def fault_name(fault):
+    """A vSphere fault's type, as vSphere names it (``NoPermission``)."""
+    return text_type(type(fault).__name__).rpartition(".")[2]
 
 
 def fault_message(fault):

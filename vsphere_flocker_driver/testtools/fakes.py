@@ -27,21 +27,24 @@ from .._compat import text_type
 from ..blockdevice import VsphereBlockDeviceAPI
 from ..config import configuration_from_dataset
 from ..errors import (
-    ConfigurationError, DatasetAlreadyHasVolume, DatastoreUnusable, DiskGone,
+    DatasetAlreadyHasVolume, DiskGone,
     DiskLocked, NoFreeDiskSlot,
 )
 from ..guest import (
     DEFAULT_DEVICE_TIMEOUT, GuestDeviceError, GuestIdentityUnknown, IGuest,
 )
-from ..inventory import datastore_key
+from ..inventory import (
+    Datastore, Inventory, missing_datastore, policy_ids, usable_datastore,
+)
 from ..layout import disk_file_name, disks_from_search
 from ..operations import (
     Attachment, Attachments, IVsphereOperations, VirtualMachineRecord,
 )
 
 __all__ = [
-    "DEFAULT_DATASET", "FakeDevice", "FakeFile", "FakeGuest",
-    "FakeVsphereOperations", "MAXIMUM_DISKS", "fake_api",
+    "DEFAULT_DATASET", "DEVICES", "FakeDevice", "FakeFile", "FakeGuest",
+    "FakeVsphereOperations", "INSTANCE_UUID", "MAXIMUM_DISKS", "POWER_STATE",
+    "fake_api",
     "fake_configuration",
 ]
 
@@ -56,6 +59,11 @@ DEFAULT_DATASET = {
 
 #: Disks one VM can hold: 4 SCSI controllers of 15 disks each.
 MAXIMUM_DISKS = 60
+
+#: The VM properties ``hide`` can keep vCenter from telling.
+DEVICES = "config.hardware.device"
+INSTANCE_UUID = "config.instanceUuid"
+POWER_STATE = "runtime.powerState"
 
 POWERED_ON = "poweredOn"
 POWERED_OFF = "poweredOff"
@@ -108,11 +116,19 @@ class _VM(object):
         self.power_state = power_state
         self.disk_uuid_enabled = disk_uuid_enabled
         self.devices = []
+        # Property path -> fault name, for what vCenter does not tell.
+        self.hidden = {}
 
     def record(self):
+        hidden = self.hidden
         return VirtualMachineRecord(
-            ref=self.ref, name=self.name, instance_uuid=self.instance_uuid,
-            bios_uuid=self.bios_uuid, power_state=self.power_state)
+            ref=self.ref, name=self.name,
+            instance_uuid=(None if INSTANCE_UUID in hidden
+                           else self.instance_uuid),
+            bios_uuid=self.bios_uuid,
+            power_state=("unknown" if POWER_STATE in hidden
+                         else self.power_state),
+            missing=tuple(sorted(hidden.items())))
 
     def holds(self, path):
         return any(device.path == path for device in self.devices)
@@ -155,8 +171,10 @@ class FakeVsphereOperations(object):
         self.config = config
         self.backing_uuids = backing_uuids
         self.calls = []
-        self._datastores = frozenset(
-            config.datastores if datastores is None else datastores)
+        # name -> (type, accessible), as vCenter describes a datastore.
+        self._datastores = dict(
+            (name, ("VMFS", True)) for name in
+            (config.datastores if datastores is None else datastores))
         self._policies = frozenset(storage_policies)
         self._files = {}
         self._vms = []
@@ -188,10 +206,32 @@ class FakeVsphereOperations(object):
             self._vms.append(vm)
             return vm.record()
 
+    def set_datastore(self, name, kind="VMFS", accessible=True):
+        """
+        Have the datastore ``name``, of type ``kind`` (``summary.type``:
+        ``VMFS``, ``NFS``, ``vsan`` ...), accessible or not.
+        """
+        with self._lock:
+            self._datastores[text_type(name)] = (kind, accessible)
+
     def set_power_state(self, vm, power_state):
         """Power ``vm`` on or off (``poweredOn``, ``poweredOff``, ...)."""
         with self._lock:
             self._vm(vm).power_state = text_type(power_state)
+
+    def hide(self, vm, paths, fault="NoPermission"):
+        """
+        Answer for ``vm`` as vCenter does when it cannot tell some of its
+        properties (no permission, an inaccessible VM): ``paths`` (e.g.
+        ``DEVICES``) become missing, with ``fault``, until ``reveal``.
+        """
+        with self._lock:
+            self._vm(vm).hidden.update((path, fault) for path in paths)
+
+    def reveal(self, vm):
+        """Tell everything of ``vm`` again."""
+        with self._lock:
+            self._vm(vm).hidden.clear()
 
     def set_disk_uuid_enabled(self, vm, enabled):
         """Set ``disk.EnableUUID`` on ``vm``."""
@@ -259,26 +299,23 @@ class FakeVsphereOperations(object):
                 return vm
         return None
 
-    def _missing_datastore(self, name):
-        return DatastoreUnusable(
-            datastore_key(self.config, name),
-            "no datastore named {!r} in datacenter {!r} (found: {})".format(
-                name, self.config.datacenter_name,
-                ", ".join(sorted(self._datastores)) or "none"),
-            "correct datastore_name or the profiles' datastore keys")
-
     def _check_inventory(self):
+        """
+        The ``Inventory``, judged by the very rules ``InventoryLookup``
+        applies to vCenter's answers.
+        """
+        datastores = {}
         for name in self.config.datastores:
             if name not in self._datastores:
-                raise self._missing_datastore(name)
-        for profile in sorted(self.config.profiles.values(),
-                              key=lambda profile: profile.name):
-            if (profile.storage_policy is not None
-                    and profile.storage_policy not in self._policies):
-                raise ConfigurationError(
-                    "profiles.{}.storage_policy".format(profile.name),
-                    "no storage policy named {!r} in vCenter".format(
-                        profile.storage_policy))
+                raise missing_datastore(self.config, name,
+                                        sorted(self._datastores))
+            kind, accessible = self._datastores[name]
+            datastores[name] = usable_datastore(self.config, Datastore(
+                name=name, ref="datastore-" + name, browser=None, kind=kind,
+                accessible=accessible))
+        return Inventory(datastores=datastores, policies=policy_ids(
+            self.config, dict((policy, "policy-" + policy)
+                              for policy in self._policies)))
 
     def _check_policy(self, storage_policy):
         # As VsphereOperations, which looks the name up in the inventory.
@@ -298,7 +335,7 @@ class FakeVsphereOperations(object):
         """
         self._enter("inventory")
         with self._lock:
-            self._check_inventory()
+            return self._check_inventory()
 
     def search_disks(self, layout, dataset_id=None):
         """
@@ -388,8 +425,12 @@ class FakeVsphereOperations(object):
         self._enter("attachments")
         with self._lock:
             disks = []
+            unknown = []
             for vm in self._vms:
                 record = vm.record()
+                if DEVICES in vm.hidden:
+                    unknown.append(record)
+                    continue
                 for device in vm.devices:
                     if layout.contains(device.path):
                         disks.append(Attachment(
@@ -397,7 +438,7 @@ class FakeVsphereOperations(object):
                             disk_uuid=(device.disk_uuid if self.backing_uuids
                                        else None)))
             return Attachments(vms=tuple(vm.record() for vm in self._vms),
-                               disks=tuple(disks))
+                               disks=tuple(disks), unknown=tuple(unknown))
 
     def find_vms_by_bios_uuid(self, bios_uuid):
         self._enter("find_vms_by_bios_uuid")
