@@ -21,13 +21,17 @@ REQUIRED_CONFIG = frozenset(
 def vsphere_from_configuration(cluster_id, guest_root="/", **dataset):
     """
     Build the backend from agent.yml's ``dataset`` section, and check it
-    against vCenter (datacenter and datastore exist), so that a wrong
-    configuration stops the agent at start-up with one clear message.
+    against vCenter (the datacenter and storage policies exist; every
+    datastore exists, is accessible and is not vSAN or VVol), so that a
+    wrong configuration stops the agent at start-up with one clear message.
 
     :param UUID cluster_id: The Flocker cluster.
     :param text guest_root: The folder standing for this node's ``/``.
     :param dataset: The section's other keys.
-    :raises ConfigurationError: a key is wrong.
+    :raises ConfigurationError: a key is wrong, or names what vCenter lacks.
+    :raises DatastoreUnusable: a datastore is missing or unusable (a
+        ``ConfigurationError`` whose message ends with the fix).
+    :raises PropertiesUnknown: vCenter did not say enough to tell.
     :raises VCenterUnavailable: vCenter cannot be reached or refused the login.
     :returns VsphereBlockDeviceAPI:
     """

@@ -3,7 +3,9 @@ The README's demonstration: a volume's life on the bundled vCenter simulator,
 with two virtual node VMs on real loop devices, so that data written on one
 node is read back on the other.  Printed for a person to read.
 
-Run it with ``make demo`` or ``python -m vsphere_flocker_driver.demo``.
+Run it with ``vsphere-flocker demo``, ``make demo`` (``bash
+scripts/demo.sh`` on a bare Debian machine) or ``python -m
+vsphere_flocker_driver.testtools.demo``.
 Without loop devices (not root) it shows the vCenter side only.
 """
 
