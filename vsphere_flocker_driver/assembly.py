@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 from .agent import factory_arguments
 from .blockdevice import VsphereBlockDeviceAPI
-from .config import configuration_from_dataset
+from .config import check_guest_root, configuration_from_dataset
 from .errors import AgentConfigError
 from .guest import SysfsGuest
 from .inventory import InventoryLookup
@@ -79,7 +79,7 @@ def assemble(cluster_id, guest_root="/", **dataset):
     :returns Assembly:
     """
     config = configuration_from_dataset(cluster_id, dataset)
-    return Assembly(config, SysfsGuest(guest_root))
+    return Assembly(config, SysfsGuest(check_guest_root(guest_root)))
 
 
 def assembly_from_agent_config(path, cluster_id, **extra):
