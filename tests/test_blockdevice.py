@@ -271,6 +271,23 @@ def test_foreign_files_are_never_listed(api, cluster_id, make_api, vcenter,
     assert api.list_volumes() == [volume]
 
 
+def test_a_disk_named_like_a_volume_but_for_a_newline_is_foreign(
+        make_api, cluster_id, vcenter):
+    """One such file once made every list of the cluster fail."""
+    api = make_api(cluster_id=cluster_id)
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    task = vcenter.virtualDiskManager.CreateVirtualDisk_Task(
+        name="[LocalDS_0] FLOCKER/{}/bronze/{}\n.vmdk".format(
+            cluster_id, uuid.uuid4()),
+        datacenter=vcenter.rootFolder.childEntity[0],
+        spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+            capacityKb=1024, adapterType="lsiLogic", diskType="thin"))
+    assert task.info.state == "success"
+    assert api.list_volumes() == [volume]
+    with pytest.raises(UnknownVolume):
+        api.destroy_volume(volume.blockdevice_id + "\n")
+
+
 def test_full_controller_gets_a_new_one(api, simulator, vcenter):
     node = simulator.vms[-1]
 

@@ -21,7 +21,8 @@ from vsphere_flocker_driver.errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, ConfigurationError,
     DatasetAlreadyHasVolume, DatastoreUnusable, DeviceNotFound,
     DiskUUIDNotEnabled, NodeIdentityUnknown, NodeNotFound, NoFreeDiskSlot,
-    UnknownProfile, VirtualMachineNotFound, VirtualMachinesUnknown,
+    DuplicateDisks, UnknownProfile, VirtualMachineNotFound,
+    VirtualMachinesUnknown,
 )
 from vsphere_flocker_driver.flocker_api import (
     AlreadyAttachedVolume, BlockDeviceVolume, IBlockDeviceAPI, ICloudAPI,
@@ -364,6 +365,7 @@ def profiled():
 
 
 def test_create_race_under_another_profile_leaves_one_disk(profiled, logger):
+    """Whoever sees two removes its own: the other may be in use already."""
     world = profiled
     dataset_id = uuid.uuid4()
     theirs = world.layout.disk_path("LocalDS_1", "gold", dataset_id)
@@ -375,6 +377,77 @@ def test_create_race_under_another_profile_leaves_one_disk(profiled, logger):
             world.operations.search_disks(world.layout)] == [theirs]
     [lost] = messages_of(logger, "race_lost")
     assert lost["blockdevice_id"] == text_type(dataset_id)
+
+
+def two_disks(world, dataset_id):
+    """What a race leaves when its loser cannot remove its own disk."""
+    paths = [world.layout.disk_path("LocalDS_1", "gold", dataset_id),
+             world.layout.disk_path("LocalDS_2", "silver", dataset_id)]
+    for path in paths:
+        world.operations.create_disk(path, dataset_id, GiB // 1024, "thin")
+    return paths
+
+
+def test_two_disks_no_vm_holds_are_listed_once_and_never_guessed_between(
+        profiled):
+    world = profiled
+    dataset_id = uuid.uuid4()
+    paths = two_disks(world, dataset_id)
+    [volume] = world.api.list_volumes()
+    assert (volume.dataset_id, volume.attached_to) == (dataset_id, None)
+    for use in (lambda: world.api.attach_volume(volume.blockdevice_id,
+                                                world.node.instance_uuid),
+                lambda: world.api.destroy_volume(volume.blockdevice_id)):
+        with pytest.raises(DuplicateDisks) as caught:
+            use()
+        assert caught.value.paths == tuple(text_type(path) for path in paths)
+        assert caught.value.args == (volume.blockdevice_id,)
+    assert all(world.operations.exists(path) for path in paths)
+    assert world.operations.attachments(world.layout).disks == ()
+
+
+def test_of_two_disks_of_one_dataset_the_held_one_is_the_volume(profiled):
+    world = profiled
+    dataset_id = uuid.uuid4()
+    first, held = two_disks(world, dataset_id)
+    world.operations.attach_disk(world.other, held, GiB // 1024,
+                                 "paravirtual")
+    [volume] = world.api.list_volumes()
+    assert volume.attached_to == world.other.instance_uuid
+    with pytest.raises(AlreadyAttachedVolume):
+        world.api.attach_volume(volume.blockdevice_id,
+                                world.node.instance_uuid)
+    assert world.api.disk_of(volume.blockdevice_id).path == held
+    assert world.operations.exists(first)
+
+
+def test_two_disks_stay_while_a_vms_disks_are_unknown(profiled):
+    world = profiled
+    dataset_id = uuid.uuid4()
+    paths = [world.layout.disk_path("LocalDS_1", "gold", dataset_id),
+             world.layout.disk_path("LocalDS_2", "silver", dataset_id)]
+    for path in paths:
+        world.operations.create_disk(path, dataset_id, GiB // 1024, "thin")
+    world.operations.hide(world.other, [DEVICES])  # it may hold one
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.destroy_volume(text_type(dataset_id))
+    assert all(world.operations.exists(path) for path in paths)
+
+
+def test_a_vm_that_took_the_disk_as_it_was_destroyed_lets_go(world, logger):
+    """
+    Another node attaches the volume to a powered-off VM (no lock) between
+    destroy's look and the deletion: the VM is not left with a deleted disk.
+    """
+    volume = world.volume()
+    world.operations.set_power_state(world.other, "poweredOff")
+    world.operations.before("delete_disk", lambda: world.attach_elsewhere(
+        world.other, volume))
+    world.api.destroy_volume(volume.blockdevice_id)
+    assert world.operations.devices(world.other) == ()
+    assert world.api.list_volumes() == []
+    [lost] = messages_of(logger, "race_lost")
+    assert world.other.name in lost["reason"]
 
 
 def test_create_race_under_the_same_profile_deletes_nothing(world):

@@ -232,7 +232,7 @@ def test_unknown_node_fails(operator):
 
 def test_unreadable_identity_fails(operator, tmpdir):
     op = operator()
-    op.root = tmpdir.join("empty").strpath
+    op.root = tmpdir.mkdir("empty").strpath
     status, results = checks(op)
     assert_only_failure(status, results, ["this node's VM"],
                         ["disk.EnableUUID", "free SCSI slot"])

@@ -13,9 +13,10 @@ from vsphere_flocker_driver.errors import (
     AgentConfigError, AmbiguousInstance, AttachedVolumeNotDestroyed,
     ConfigurationError, DatasetAlreadyHasVolume, DatastoreUnusable,
     DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled, DriverError,
+    DuplicateDisks,
     LicenceRefused, NodeIdentityUnknown, NodeNotFound, NoFreeDiskSlot,
     PropertiesUnknown, TaskTimeout, UnknownProfile, VCenterError,
-    VCenterUnavailable, VirtualMachinesUnknown,
+    VCenterUnavailable, VirtualMachinesUnknown, VSphereRefused,
     VirtualMachineBusy, VirtualMachineNotFound,
 )
 from vsphere_flocker_driver.flocker_api import UnknownInstanceID, VolumeException
@@ -92,6 +93,18 @@ CASES = [
      dict(what="disks", vms=("vm-a", "vm-b"), faults=("NoPermission",)),
      "vCenter did not report the disks of VM vm-a, vm-b (NoPermission); "
      "nothing is decided on what it did not say"),
+    (DuplicateDisks("d7", ("[ds1] F/c/gold/d7.vmdk", "[ds2] F/c/silver/d7.vmdk")),
+     ("d7",),
+     dict(blockdevice_id="d7", paths=("[ds1] F/c/gold/d7.vmdk",
+                                      "[ds2] F/c/silver/d7.vmdk")),
+     "Volume d7 has several disks ([ds1] F/c/gold/d7.vmdk, [ds2] "
+     "F/c/silver/d7.vmdk) and no VM holds one; keep the one with its data "
+     "and delete the others (vsphere-flocker orphans names them)"),
+    (VSphereRefused("attach a disk", "GenericVmConfigFault", "host says no"),
+     ("attach a disk", "GenericVmConfigFault", "host says no"),
+     dict(operation="attach a disk", fault="GenericVmConfigFault",
+          detail="host says no"),
+     "vSphere refused to attach a disk: GenericVmConfigFault: host says no"),
     (NodeIdentityUnknown(API, "cannot read product_serial"),
      UnknownInstanceID(API).args,
      dict(blockdevice=API, reason="cannot read product_serial"),

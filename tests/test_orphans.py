@@ -182,3 +182,46 @@ def test_repair_leaves_a_volume_that_moved_since_it_was_found(
         assert [v.attached_to for v in api.list_volumes()] == [live.instance_uuid]
     finally:
         assert machine.PowerOnVM_Task().info.state == "success"
+
+
+def test_repair_leaves_a_half_created_disk_completed_since(
+        make_assembly, simulator, cluster_id):
+    """
+    Between finding a half-created disk and repairing it, the agent's next
+    round completes the creation and uses the volume: repair must then not
+    delete its descriptor.
+    """
+    from vsphere_flocker_driver.orphans import (
+        INCOMPLETE_DISK, find_orphans, repair)
+    assembly = make_assembly(cluster_id=cluster_id)
+    dataset_id = uuid.uuid4()
+    path = assembly.layout.disk_path("LocalDS_0", "bronze", dataset_id)
+    local = os.path.join(simulator.datastores["LocalDS_0"],
+                         *path.path.split("/"))
+    os.makedirs(os.path.dirname(local))
+    io.open(local, "wb").close()
+    [finding] = find_orphans(assembly)
+    assert (finding.kind, finding.dataset_id) == (INCOMPLETE_DISK, dataset_id)
+    volume = assembly.api.create_volume(dataset_id, GiB)
+    [(_, said)] = repair(assembly, [finding])
+    assert said == "left alone: the dataset has a complete volume now"
+    assert assembly.api.list_volumes() == [volume]
+
+
+def test_two_disks_of_one_dataset_are_reported_not_repaired(
+        make_assembly, cluster_id):
+    from vsphere_flocker_driver.orphans import (
+        DUPLICATE_DISKS, find_orphans, repair)
+    assembly = make_assembly(cluster_id=cluster_id)
+    dataset_id = uuid.uuid4()
+    paths = [assembly.layout.disk_path("LocalDS_0", profile, dataset_id)
+             for profile in ("bronze", "gold")]
+    for path in paths:
+        assembly.operations.create_disk(path, dataset_id, GiB // 1024, "thin")
+    [finding] = find_orphans(assembly)
+    assert finding.kind == DUPLICATE_DISKS
+    assert finding.files == tuple(sorted(str(path) for path in paths))
+    assert finding.repair is None
+    assert repair(assembly, [finding]) == []
+    for path in paths:
+        assembly.operations.delete_disk(path)

@@ -11,17 +11,20 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
 from pyVmomi import vim
 
 from vsphere_flocker_driver import vsphere_from_configuration
+from vsphere_flocker_driver._compat import monotonic
 from vsphere_flocker_driver.errors import (
-    DatasetAlreadyHasVolume, VCenterUnavailable, VirtualMachineBusy,
+    AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume, VCenterUnavailable,
+    VirtualMachineBusy, VirtualMachinesUnknown, VSphereRefused,
 )
 from vsphere_flocker_driver.flocker_api import (
-    AlreadyAttachedVolume, UnattachedVolume,
+    AlreadyAttachedVolume, UnattachedVolume, UnknownVolume,
 )
 from vsphere_flocker_driver.testtools.simulator import Simulator
 from vsphere_flocker_driver.testtools.tcp_proxy import TCPProxy
@@ -83,13 +86,15 @@ def test_other_task_failures_are_not_retried(api, simulator, vcenter, logger):
     node = simulator.vms[0]
     volume = api.create_volume(uuid.uuid4(), GiB)
     inject(vcenter, node.name, "GenericVmConfigFault", 1)
-    with pytest.raises(vim.fault.GenericVmConfigFault):
+    with pytest.raises(VSphereRefused) as caught:
         api.attach_volume(volume.blockdevice_id, node.instance_uuid)
+    assert (caught.value.operation, caught.value.fault) == (
+        "attach a disk", "GenericVmConfigFault")
     assert messages_of(logger, "vcenter:reconfigure_retry") == []
     assert holders(api, volume) == [None]
     api.attach_volume(volume.blockdevice_id, node.instance_uuid)
     assert holders(api, volume) == [node.instance_uuid]
-    logger.flush_tracebacks(vim.fault.GenericVmConfigFault)
+    logger.flush_tracebacks(VSphereRefused)
 
 
 @pytest.fixture
@@ -110,6 +115,29 @@ def test_stalled_vcenter_is_a_clear_error_and_recovers(
     finally:
         proxy.resume()
     assert "no answer within the operation timeout" in str(caught.value)
+    proxy.drop_connections()
+    assert api.list_volumes() == [volume]
+    logger.flush_tracebacks(VCenterUnavailable)
+
+
+def test_a_trickled_answer_cannot_stretch_a_call_past_the_timeout(
+        proxy, make_api, logger):
+    """
+    Every read is answered within the timeout, the whole answer never: the
+    operation timeout bounds the call, not each read.
+    """
+    api = make_api(vc_port=proxy.port, operation_timeout=2)
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    proxy.trickle(size=16, interval=0.5)
+    started = monotonic()
+    try:
+        with pytest.raises(VCenterUnavailable) as caught:
+            api.list_volumes()
+    finally:
+        proxy.resume()
+    # A SOAP answer of a few KiB at 32 bytes a second: minutes, unbounded.
+    assert monotonic() - started < 3 * 2
+    assert caught.value.timed_out
     proxy.drop_connections()
     assert api.list_volumes() == [volume]
     logger.flush_tracebacks(VCenterUnavailable)
@@ -357,3 +385,109 @@ def test_no_secret_reaches_any_log(make_assembly, simulator, vcenter, logger,
     assert cookie
     for secret in secrets:
         assert secret not in text
+
+
+def test_destroy_racing_attach_never_leaves_a_vm_with_a_deleted_disk(
+        make_assembly, simulator, vcenter, cluster_id):
+    """
+    Round after round, one node destroys a volume while another attaches it
+    to a powered-off VM (which takes no file lock): whoever wins, no VM
+    ends up holding a disk whose file is gone.
+    """
+    destroyer = make_assembly(cluster_id=cluster_id)
+    attacher = make_assembly(cluster_id=cluster_id)
+    off = simulator.vms[1]
+    machine = find_vm(vcenter, off.name)
+    assert machine.PowerOffVM_Task().info.state == "success"
+    outcomes = []
+
+    def destroy(start, volume):
+        start.wait()
+        try:
+            destroyer.api.destroy_volume(volume.blockdevice_id)
+            outcomes.append("destroyed")
+        except (AttachedVolumeNotDestroyed, UnknownVolume):
+            outcomes.append("kept")
+
+    def attach(start, volume):
+        start.wait()
+        try:
+            attacher.api.attach_volume(volume.blockdevice_id,
+                                       off.instance_uuid)
+        except (UnknownVolume, AlreadyAttachedVolume):
+            pass
+    try:
+        for _ in range(8):
+            volume = destroyer.api.create_volume(uuid.uuid4(), GiB)
+            start = threading.Event()
+            threads = [threading.Thread(target=race, args=(start, volume))
+                       for race in (destroy, attach)]
+            for thread in threads:
+                thread.start()
+            start.set()
+            for thread in threads:
+                thread.join(60)
+            layout = destroyer.layout
+            existing = set(disk.path for disk in
+                           destroyer.operations.search_disks(layout))
+            held = destroyer.operations.attachments(layout).disks
+            assert [disk.path for disk in held if disk.path not in existing] \
+                == []
+            for leftover in destroyer.api.list_volumes():
+                if leftover.attached_to is not None:
+                    destroyer.api.detach_volume(leftover.blockdevice_id)
+                destroyer.api.destroy_volume(leftover.blockdevice_id)
+    finally:
+        assert machine.PowerOnVM_Task().info.state == "success"
+    assert len(outcomes) == 8
+
+
+@pytest.fixture
+def hidden_holder(make_assembly, simulator, vcenter, cluster_id):
+    """
+    A volume attached to a powered-off VM whose disks vCenter stops
+    reporting (no permission on it): ``(assembly, volume, vm)``.
+    """
+    assembly = make_assembly(cluster_id=cluster_id)
+    vm = simulator.vms[1]
+    volume = assembly.api.create_volume(uuid.uuid4(), GiB)
+    machine = find_vm(vcenter, vm.name)
+    assert machine.PowerOffVM_Task().info.state == "success"
+    assembly.api.attach_volume(volume.blockdevice_id, vm.instance_uuid)
+    simulator.inject_missing(vm.name, ["config.hardware.device"])
+    try:
+        yield assembly, volume, vm
+    finally:
+        simulator.clear_missing(vm.name)
+        assembly.api.detach_volume(volume.blockdevice_id)
+        assert machine.PowerOnVM_Task().info.state == "success"
+
+
+def test_a_disk_held_by_a_vm_vcenter_does_not_describe_is_never_destroyed(
+        hidden_holder, simulator, logger):
+    assembly, volume, vm = hidden_holder
+    with pytest.raises(VirtualMachinesUnknown) as caught:
+        assembly.api.destroy_volume(volume.blockdevice_id)
+    assert caught.value.vms == (vm.name,)
+    with pytest.raises(VirtualMachinesUnknown):
+        assembly.api.list_volumes()
+    with pytest.raises(VirtualMachinesUnknown):
+        assembly.api.attach_volume(volume.blockdevice_id,
+                                   simulator.vms[0].instance_uuid)
+    simulator.clear_missing(vm.name)
+    assert [v.attached_to for v in assembly.api.list_volumes()] == [
+        vm.instance_uuid]
+    logger.flush_tracebacks(VirtualMachinesUnknown)
+
+
+def test_a_node_whose_power_state_vcenter_hides_is_not_dead(
+        make_api, simulator, logger):
+    api = make_api()
+    vm = simulator.vms[1]
+    simulator.inject_missing(vm.name, ["runtime.powerState"])
+    try:
+        with pytest.raises(VirtualMachinesUnknown):
+            api.list_live_nodes()
+    finally:
+        simulator.clear_missing(vm.name)
+    assert vm.instance_uuid in api.list_live_nodes()

@@ -21,6 +21,7 @@ from ._logging import (
 )
 from .errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume,
+    DuplicateDisks,
     DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled,
     NodeIdentityUnknown, NodeNotFound,
     UnknownProfile, VirtualMachineNotFound,
@@ -94,16 +95,55 @@ class VsphereBlockDeviceAPI(object):
         :raises UnknownVolume:
         :returns DiskFile:
         """
+        return self._find(blockdevice_id)[0]
+
+    def _find(self, blockdevice_id):
+        """
+        The volume's disk, and who holds which of the cluster's disks, read
+        together: one search of its dataset and one VM retrieval.
+
+        :raises UnknownVolume:
+        :returns: ``(DiskFile, Attachments)``
+        """
         dataset_id = parse_dataset_id(blockdevice_id)
-        if dataset_id is not None:
-            for disk in self._operations.search_disks(self._layout, dataset_id):
-                if disk.dataset_id == dataset_id:
-                    return disk
-        raise UnknownVolume(_as_text(blockdevice_id))
+        disks = [] if dataset_id is None else [
+            disk for disk in self._operations.search_disks(
+                self._layout, dataset_id) if disk.dataset_id == dataset_id]
+        if not disks:
+            raise UnknownVolume(_as_text(blockdevice_id))
+        attachments = self._attachments()
+        return (self._keep_one(blockdevice_id, disks, attachments),
+                attachments)
 
     def _attachments(self):
         """Who holds which of this cluster's disks, and every VM, now."""
         return self._operations.attachments(self._layout)
+
+    @staticmethod
+    def _keep_one(blockdevice_id, disks, attachments):
+        """
+        The disk of a dataset among ``disks`` (all its disks).
+
+        Two disks for one dataset are left when two nodes create it at once
+        and the loser cannot remove its own (vCenter stalls).  Which of them
+        the winner's agent may have written to cannot be told from the
+        files, so none is ever deleted or attached on a guess: the one a VM
+        holds is the volume; while none does, the volume is refused until
+        an operator removes the other (``vsphere-flocker orphans`` names
+        both).
+
+        :raises DuplicateDisks: several disks and no VM holds one.
+        :raises VirtualMachinesUnknown: vCenter did not report every VM's
+            disks, so whether one is held cannot be told.
+        """
+        if len(disks) == 1:
+            return disks[0]
+        held = [disk for disk in disks if attachments.holders(disk.path)]
+        if held:
+            return held[0]
+        attachments.require_known()
+        raise DuplicateDisks(_as_text(blockdevice_id), tuple(sorted(
+            text_type(disk.path) for disk in disks)))
 
     @staticmethod
     def _volume(disk, attached_to=None):
@@ -226,12 +266,13 @@ class VsphereBlockDeviceAPI(object):
     def _keep_only_one_disk(self, dataset_id, path):
         """
         Another node may have created a disk for the same dataset on another
-        datastore at the same moment.  Whoever sees two removes its own: one
-        dataset never keeps two disks (at worst, for a moment, none; the
-        agent's next round creates it again).
+        datastore at the same moment.  Whoever sees two removes its own: the
+        other's creation may already have succeeded, and its agent be using
+        it.  One dataset never keeps two disks (at worst, for a moment,
+        none; the agent's next round creates it again).
         """
         disks = self._operations.search_disks(self._layout, dataset_id)
-        if len(disks) > 1:
+        if len(disks) > 1 or [disk.path for disk in disks] != [path]:
             self._operations.delete_disk(path)
             log_message(RACE_LOST, blockdevice_id=blockdevice_id_for(dataset_id),
                         reason="another node created a disk for the dataset")
@@ -254,8 +295,8 @@ class VsphereBlockDeviceAPI(object):
         :raises AttachedVolumeNotDestroyed: it is attached.
         """
         with DESTROY_VOLUME(blockdevice_id=blockdevice_id):
-            disk = self.disk_of(blockdevice_id)
-            holder = self._attachments().holder(disk.path)
+            disk, attachments = self._find(blockdevice_id)
+            holder = attachments.holder(disk.path)
             if holder is not None:
                 raise AttachedVolumeNotDestroyed(
                     _as_text(blockdevice_id), holder.vm.instance_uuid)
@@ -266,6 +307,25 @@ class VsphereBlockDeviceAPI(object):
                                                  "another VM")
             if not deleted:
                 raise UnknownVolume(_as_text(blockdevice_id))
+            self._let_go_of_deleted(disk)
+
+    def _let_go_of_deleted(self, disk):
+        """
+        A VM that is powered off takes no lock: another node's attach to one
+        can land between the check above and the deletion, and that VM would
+        keep a disk that no longer exists.  Looked for once the disk is gone
+        and detached: an attach that lands later fails, the file being gone.
+        """
+        for holder in self._attachments().holders(disk.path):
+            try:
+                self._operations.detach_disk(holder.vm, disk.path)
+            except DiskGone:
+                continue
+            log_message(RACE_LOST,
+                        blockdevice_id=blockdevice_id_for(disk.dataset_id),
+                        reason="another node attached the volume as it was "
+                               "destroyed; detached from {}".format(
+                                   holder.vm.name))
 
     def attach_volume(self, blockdevice_id, attach_to):
         """
@@ -282,8 +342,7 @@ class VsphereBlockDeviceAPI(object):
         """
         attach_to = _node_id(attach_to)
         with ATTACH_VOLUME(blockdevice_id=blockdevice_id, attach_to=attach_to):
-            disk = self.disk_of(blockdevice_id)
-            attachments = self._attachments()
+            disk, attachments = self._find(blockdevice_id)
             if attachments.holder(disk.path) is not None:
                 raise AlreadyAttachedVolume(_as_text(blockdevice_id))
             target = _vm_with_id(attachments.vms, attach_to)
@@ -327,8 +386,8 @@ class VsphereBlockDeviceAPI(object):
         :raises UnattachedVolume:
         """
         with DETACH_VOLUME(blockdevice_id=blockdevice_id):
-            disk = self.disk_of(blockdevice_id)
-            holder = self._attachments().holder(disk.path)
+            disk, attachments = self._find(blockdevice_id)
+            holder = attachments.holder(disk.path)
             if holder is None:
                 raise UnattachedVolume(_as_text(blockdevice_id))
             if self._is_this_node(holder.vm):
@@ -380,10 +439,26 @@ class VsphereBlockDeviceAPI(object):
                 if any(disk.path not in holders for disk in disks):
                     # Never "unattached" on an answer vCenter did not give.
                     attachments.require_known()
+                disks = self._one_per_dataset(disks, attachments)
             volumes = [self._volume(disk, holders.get(disk.path))
                        for disk in disks]
             action.add_success_fields(count=len(volumes))
             return volumes
+
+    @staticmethod
+    def _one_per_dataset(disks, attachments):
+        """
+        ``disks``, each dataset once: the disk a VM holds, or, of several
+        no VM holds (see ``_keep_one``), the first by path, listed as not
+        attached.
+        """
+        by_dataset = {}
+        for disk in disks:
+            by_dataset.setdefault(disk.dataset_id, []).append(disk)
+        return [
+            ([disk for disk in group if attachments.holders(disk.path)]
+             or sorted(group, key=lambda disk: text_type(disk.path)))[0]
+            for group in by_dataset.values()]
 
     def get_device_path(self, blockdevice_id):
         """
@@ -394,8 +469,8 @@ class VsphereBlockDeviceAPI(object):
         :raises DeviceNotFound: attached, but the guest shows no such disk.
         """
         with GET_DEVICE_PATH(blockdevice_id=blockdevice_id) as action:
-            disk = self.disk_of(blockdevice_id)
-            holder = self._attachments().holder(disk.path)
+            disk, attachments = self._find(blockdevice_id)
+            holder = attachments.holder(disk.path)
             if (holder is None
                     or holder.vm.instance_uuid != self.compute_instance_id()):
                 raise UnattachedVolume(_as_text(blockdevice_id))

@@ -31,9 +31,8 @@ from .errors import (
     DatastoreUnusable, DiskUUIDNotEnabled, DriverError, NodeIdentityUnknown,
     NodeNotFound, VCenterUnavailable,
 )
-from .vcenter import (
-    CertificateMismatch, fault_message, server_fingerprint, tls_handshake,
-)
+from .connection import CertificateMismatch, server_fingerprint, tls_handshake
+from .vcenter import fault_message
 
 PASS = "PASS"
 WARN = "WARN"

@@ -148,6 +148,19 @@ class VirtualMachinesUnknown(VCenterError):
         return values
 
 
+class VSphereRefused(VCenterError):
+    """
+    vSphere refused an operation with a fault the driver has no meaning
+    for (a vSphere configuration problem, a host fault, ...).
+
+    :ivar text operation: What the driver was doing.
+    :ivar text fault: The fault's name (``GenericVmConfigFault``).
+    :ivar text detail: What vSphere said.
+    """
+    _fields = ("operation", "fault", "detail")
+    _message = "vSphere refused to {operation}: {fault}: {detail}"
+
+
 class TaskTimeout(VCenterError):
     """
     A vCenter task did not finish within the operation timeout.
@@ -209,6 +222,28 @@ class DeviceNotFound(DriverError, VolumeException):
     _args = ("blockdevice_id",)
     _message = ("No block device for volume {blockdevice_id} (disk UUID "
                 "{disk_uuid}): {reason}")
+
+
+class DuplicateDisks(DriverError, VolumeException):
+    """
+    A dataset has several disks and no VM holds one: which one its data is
+    on cannot be told, so the volume is not used until an operator removes
+    the others.
+
+    Built like every ``VolumeException`` (``args == (blockdevice_id,)``).
+
+    :ivar paths: The disks.
+    """
+    _fields = ("blockdevice_id", "paths")
+    _args = ("blockdevice_id",)
+    _message = ("Volume {blockdevice_id} has several disks ({joined}) and no "
+                "VM holds one; keep the one with its data and delete the "
+                "others (vsphere-flocker orphans names them)")
+
+    def _values(self):
+        values = DriverError._values(self)
+        values["joined"] = ", ".join(self.paths)
+        return values
 
 
 class DiskLocked(DriverError):

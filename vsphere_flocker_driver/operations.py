@@ -8,12 +8,13 @@ module's ``IVsphereOperations``; this module speaks vSphere's.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import functools
 import random
 import threading
 import time
 
 from pyrsistent import PClass, field
-from pyVmomi import vim
+from pyVmomi import vim, vmodl
 from zope.interface import Interface, implementer
 
 from ._compat import monotonic, text_type
@@ -26,12 +27,12 @@ from .devices import (
 )
 from .errors import (
     DatasetAlreadyHasVolume, DiskGone, DiskLocked, NoFreeDiskSlot,
-    VirtualMachineBusy, VirtualMachinesUnknown,
+    VirtualMachineBusy, VirtualMachinesUnknown, VSphereRefused,
 )
 from .layout import (
     DatastorePath, disk_file_name, disk_search_spec, disks_from_search,
 )
-from .vcenter import fault_name
+from .vcenter import fault_message, fault_name
 
 #: Faults that say a VM is busy with another client's change: retried.
 _BUSY_FAULTS = (vim.fault.TaskInProgress, vim.fault.ConcurrentAccess)
@@ -278,6 +279,24 @@ def _is_lock_fault(fault):
     return False
 
 
+def _refused_as(operation):
+    """
+    Let a vSphere fault that the operation does not translate itself leave
+    it as one documented error, ``VSphereRefused``: callers of the
+    operations meet only the contract's and the project's errors.
+    """
+    def decorate(method):
+        @functools.wraps(method)
+        def refused_as(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except vmodl.MethodFault as fault:
+                raise VSphereRefused(operation, fault_name(fault),
+                                     fault_message(fault))
+        return refused_as
+    return decorate
+
+
 @implementer(IVsphereOperations)
 class VsphereOperations(object):
     """
@@ -303,6 +322,7 @@ class VsphereOperations(object):
         self._vm_locks = {}
         self._vm_locks_lock = threading.Lock()
 
+    @_refused_as("look up the datacenter, datastores and policies")
     def inventory(self):
         """
         The datacenter, every datastore a profile names, and the storage
@@ -319,6 +339,7 @@ class VsphereOperations(object):
 
     # -- disks ---------------------------------------------------------------
 
+    @_refused_as("search the cluster's disks")
     def search_disks(self, layout, dataset_id=None):
         """
         The disks of ``layout``'s cluster (or of one dataset) on every
@@ -348,6 +369,7 @@ class VsphereOperations(object):
             pass
         self._folders_made.add(key)
 
+    @_refused_as("create a disk")
     def create_disk(self, path, dataset_id, capacity_kb, disk_type,
                     storage_policy=None):
         """
@@ -385,6 +407,7 @@ class VsphereOperations(object):
         except vim.fault.FileAlreadyExists:
             raise DatasetAlreadyHasVolume(dataset_id)
 
+    @_refused_as("delete a disk")
     def delete_disk(self, path):
         """
         Delete the disk ``path`` (descriptor and extents).
@@ -402,6 +425,7 @@ class VsphereOperations(object):
                 raise DiskLocked(text_type(path))
             raise
 
+    @_refused_as("delete a half-created disk's files")
     def remove_disk_files(self, path):
         """
         Delete what a half-created disk left (its descriptor, its extent),
@@ -413,6 +437,7 @@ class VsphereOperations(object):
         for name in (base + ".vmdk", base + "-flat.vmdk"):
             delete_with_task(self.vcenter, self._datacenter(), method, name)
 
+    @_refused_as("read a disk's UUID")
     def disk_uuid(self, path):
         """
         The disk's own UUID (``QueryVirtualDiskUuid``), for a device whose
@@ -433,6 +458,7 @@ class VsphereOperations(object):
         return self.vcenter.properties_below(
             self._lookup.datacenter().vm_folder, vim.VirtualMachine, paths)
 
+    @_refused_as("list the virtual machines")
     def virtual_machines(self):
         """
         Every VM of the datacenter, in one request; a VM vCenter did not
@@ -441,6 +467,7 @@ class VsphereOperations(object):
         return [_record(answer)
                 for answer in self._retrieve_vms(_VM_PROPERTIES)]
 
+    @_refused_as("read the virtual machines' disks")
     def attachments(self, layout):
         """
         Every VM, and which of them holds which of ``layout``'s disks: one
@@ -464,6 +491,7 @@ class VsphereOperations(object):
         return Attachments(vms=tuple(vms), disks=tuple(disks),
                            unknown=tuple(unknown))
 
+    @_refused_as("find a virtual machine by BIOS UUID")
     def find_vms_by_bios_uuid(self, bios_uuid):
         """
         Every VM whose BIOS UUID is ``bios_uuid``: cloned VMs can share one,
@@ -476,6 +504,7 @@ class VsphereOperations(object):
         return [_record(answer) for answer in self.vcenter.properties(
             found or (), vim.VirtualMachine, _VM_PROPERTIES)]
 
+    @_refused_as("read a virtual machine's options")
     def disk_uuid_enabled(self, vm):
         """
         Whether ``disk.EnableUUID`` is TRUE in the VM's extraConfig: without
@@ -505,6 +534,7 @@ class VsphereOperations(object):
         with self._vm_locks_lock:
             return self._vm_locks.setdefault(vm.ref._moId, threading.Lock())
 
+    @_refused_as("attach a disk")
     def attach_disk(self, vm, path, capacity_kb, controller_type,
                     storage_policy=None):
         """
@@ -539,6 +569,7 @@ class VsphereOperations(object):
         with self._vm_lock(vm):
             self._retry_busy(vm, attach)
 
+    @_refused_as("detach a disk")
     def detach_disk(self, vm, path):
         """
         Detach the disk ``path`` from ``vm``; the file stays.
@@ -587,6 +618,7 @@ class VsphereOperations(object):
             time.sleep(pause)
             delay = min(delay * 2, _RETRY_MAX_DELAY)
 
+    @_refused_as("power on a virtual machine")
     def power_on(self, vm):
         """
         Power ``vm`` on; a VM that is on already is left alone.

@@ -28,6 +28,7 @@ INCOMPLETE_DISK = "incomplete disk"
 LONE_EXTENT = "extent without descriptor"
 FOREIGN_FILE = "foreign file"
 POWERED_OFF_HOLDER = "attached to a powered-off VM"
+DUPLICATE_DISKS = "several disks for one dataset"
 
 
 class VolumeRow(PClass):
@@ -65,6 +66,10 @@ class Finding(PClass):
     :ivar repair: What ``repair`` would do, or ``None`` when nothing is safe.
     :ivar blockdevice_id: The volume concerned, if any.
     :ivar files: The files a repair deletes.
+    :ivar vm_id: The node id of the VM holding the volume, if any.
+    :ivar descriptor: A half-created disk's descriptor, the file a VM would
+        name if it held the disk.
+    :ivar dataset_id: The dataset a half-created disk is named after.
     """
     kind = field(type=text_type, mandatory=True)
     path = field(type=text_type, mandatory=True)
@@ -73,6 +78,8 @@ class Finding(PClass):
     blockdevice_id = field(type=(text_type, type(None)), initial=None)
     files = field(type=tuple, initial=())
     vm_id = field(type=(text_type, type(None)), initial=None)
+    descriptor = field(type=(text_type, type(None)), initial=None)
+    dataset_id = field(initial=None)
 
 
 def volume_rows(assembly):
@@ -151,6 +158,22 @@ def find_orphans(assembly):
             kind=FOREIGN_FILE, path=path, detail=(
                 "a disk outside any profile's folder" if dataset_id is not None
                 else "not a file this driver names") + "; left alone"))
+    by_dataset = {}
+    for disk in disks:
+        by_dataset.setdefault(disk.dataset_id, []).append(text_type(disk.path))
+    for dataset_id, paths in sorted(by_dataset.items()):
+        if len(paths) > 1:
+            # Which one holds the data cannot be told from the files: an
+            # operator decides (see blockdevice's ``_keep_one``).
+            findings.append(Finding(
+                kind=DUPLICATE_DISKS, path=sorted(paths)[0],
+                blockdevice_id=blockdevice_id_for(dataset_id),
+                dataset_id=dataset_id, files=tuple(sorted(paths)), detail=(
+                    "volume {} has {} disks: {}; a race left them, and only "
+                    "an operator can tell which holds its data: keep that "
+                    "one, delete the others").format(
+                        blockdevice_id_for(dataset_id), len(paths),
+                        ", ".join(sorted(paths)))))
     for row in _rows(disks, attachments):
         if row.vm_id is not None and row.power_state != "poweredOn":
             # A suspended VM comes back with its disks: only a powered-off
@@ -176,7 +199,9 @@ def _half_created(kind, path, descriptor, held, attachments, present, detail):
     files = tuple(name for name in (
         descriptor, descriptor[:-len(".vmdk")] + _FLAT_SUFFIX) if name in present)
     return Finding(kind=kind, path=path, detail=detail, files=files,
-                   repair="delete {}".format(" and ".join(files)))
+                   repair="delete {}".format(" and ".join(files)),
+                   descriptor=descriptor, dataset_id=dataset_id_of_file(
+                       descriptor.rpartition("/")[2]))
 
 
 def repair(assembly, findings):
@@ -192,9 +217,9 @@ def repair(assembly, findings):
         if finding.repair is None:
             continue
         # The state is read again right before each repair: Flocker's own
-        # agents may have moved the volume, or a VM taken the disk, since
-        # the findings were made.
-        path = DatastorePath.parse(finding.path)
+        # agents may have moved the volume, or a VM taken the disk, or
+        # completed the creation, since the findings were made.
+        path = DatastorePath.parse(finding.descriptor or finding.path)
         if path is None:
             # Not a path a VM could name, so who holds it cannot be told.
             done.append((finding, "left alone: not a datastore path"))
@@ -217,6 +242,9 @@ def repair(assembly, findings):
                 finding.blockdevice_id)))
         elif holders:
             done.append((finding, "left alone: a VM holds it now"))
+        elif operations.search_disks(layout, finding.dataset_id):
+            done.append((finding, "left alone: the dataset has a complete "
+                         "volume now"))
         else:
             deleted = [name for name in finding.files
                        if assembly.operator.delete_file(name)]

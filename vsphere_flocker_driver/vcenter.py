@@ -9,16 +9,13 @@ the operation timeout.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-import hashlib
-import socket
-import ssl
 import threading
 import warnings
 from collections import namedtuple
 
 from pyVmomi import SoapStubAdapter, pbm, vim, vmodl
 
-from ._compat import http_client, monotonic, native_string, text_type
+from ._compat import monotonic, native_string, text_type
 from ._logging import (
     LOGIN, SESSION_EXPIRED, TLS_VERIFICATION_DISABLED, VCENTER_CALL,
     WAIT_FOR_TASK, log_message,
@@ -26,6 +23,11 @@ from ._logging import (
 from .errors import (
     LicenceRefused, PropertiesUnknown, TaskTimeout, VCenterUnavailable,
 )
+from .connection import (
+    NETWORK_ERRORS, Deadline, connection_class, describe_network_error,
+    is_timeout,
+)
+from .tls import ssl_context
 
 #: The API version spoken: vSphere 6.0, which every supported vCenter knows.
 API_VERSION = "vim.version.version10"
@@ -34,18 +36,11 @@ API_VERSION = "vim.version.version10"
 PBM_PATH = "/pbm"
 PBM_VERSION = "pbm.version.version2"
 
-#: Errors of the network or TLS below SOAP: vCenter is not reachable.
-_NETWORK_ERRORS = (socket.error, ssl.SSLError, ssl.CertificateError,
-                   http_client.HTTPException)
-
 _TERMINAL_TASK_STATES = ("success", "error")
 
 # All that is read of a task: the whole ``info`` of some tasks does not
 # deserialise (see ``wait_for_task``).
 _TASK_PROPERTIES = ["info.state", "info.error", "info.result"]
-
-# OpenSSL's verification result for a certificate of another host.
-_X509_V_ERR_HOSTNAME_MISMATCH = 62
 
 # Pooled connections idle longer than this are closed rather than reused:
 # vCenter's proxy closes idle keep-alive connections itself.
@@ -102,20 +97,6 @@ class InsecureConnectionWarning(UserWarning):
     """vCenter's certificate is not verified (``ssl_verify_cert: no``)."""
 
 
-class CertificateMismatch(ssl.SSLError):
-    """
-    The server's certificate does not have the pinned fingerprint.
-
-    :ivar text seen: The fingerprint it has.
-    """
-
-    def __init__(self, seen):
-        ssl.SSLError.__init__(
-            self, "the server's certificate fingerprint is {}, not the "
-                  "configured ssl_thumbprint".format(seen))
-        self.seen = seen
-
-
 def _method_name(method):
     """
     The vSphere name of a bound pyVmomi method, for logs.
@@ -129,89 +110,6 @@ def _method_name(method):
         if name:
             return text_type(name)
     return "unknown"
-
-
-def _pinned_connection(base, fingerprint):
-    """
-    An HTTPS connection class that accepts only a certificate whose SHA-256
-    (64 hex digits) or SHA-1 (40) fingerprint is ``fingerprint``.
-
-    Checked on the connection that carries the requests, right after the
-    handshake, so no other connection can be substituted.
-    """
-    digest = hashlib.sha256 if len(fingerprint) == 64 else hashlib.sha1
-
-    class PinnedHTTPSConnection(base):
-        def connect(self):
-            base.connect(self)
-            seen = digest(self.sock.getpeercert(True)).hexdigest()
-            if seen != fingerprint:
-                self.close()
-                raise CertificateMismatch(seen)
-    return PinnedHTTPSConnection
-
-
-def ssl_context(config):
-    """
-    The TLS context for ``config``: verify against the system's CAs (or
-    ``ssl_ca_file``) unless verification is turned off or a fingerprint is
-    pinned (the pin then replaces CA verification, as for self-signed vCenter
-    certificates).
-
-    :param VsphereConfiguration config:
-    :rtype: ssl.SSLContext
-    """
-    if config.ssl_verify_cert and config.ssl_thumbprint is None:
-        context = ssl.create_default_context(cafile=config.ssl_ca_file)
-    else:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if config.ssl_cert_file is not None:
-        context.load_cert_chain(config.ssl_cert_file, config.ssl_key_file)
-    return context
-
-
-def tls_handshake(config, timeout):
-    """
-    Open one TLS connection to vCenter as the session opens its own (the
-    same context, the same pinned fingerprint), then close it: the
-    operator's certificate check, with the session's own verdict.
-
-    :raises CertificateMismatch: the pinned fingerprint does not match.
-    :raises ssl.SSLError: the certificate is not trusted (or another TLS
-        failure).
-    :raises ssl.CertificateError: it names another host (Python 2.7).
-    """
-    scheme = http_client.HTTPSConnection
-    if config.ssl_thumbprint is not None:
-        scheme = _pinned_connection(scheme, config.ssl_thumbprint)
-    connection = scheme(native_string(config.vc_host), config.vc_port,
-                        timeout=timeout, context=ssl_context(config))
-    try:
-        connection.connect()
-    finally:
-        connection.close()
-
-
-def server_fingerprint(config, timeout, algorithm="sha256"):
-    """
-    The fingerprint of vCenter's certificate, read without verifying it:
-    what an operator would pin with ``ssl_thumbprint``.
-    """
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    connection = socket.create_connection((config.vc_host, config.vc_port),
-                                          timeout=timeout)
-    try:
-        wrapped = context.wrap_socket(connection)
-        try:
-            return hashlib.new(algorithm, wrapped.getpeercert(True)).hexdigest()
-        finally:
-            wrapped.close()
-    finally:
-        connection.close()
 
 
 class VCenter(object):
@@ -244,8 +142,7 @@ class VCenter(object):
         # pyVmomi 7.0.3 has no request timeout parameter; both 7 and later
         # pass schemeArgs on to the HTTPS connection.
         stub.schemeArgs["timeout"] = config.operation_timeout
-        if config.ssl_thumbprint is not None:
-            stub.scheme = _pinned_connection(stub.scheme, config.ssl_thumbprint)
+        stub.scheme = connection_class(stub.scheme, config)
         return stub
 
     def _login(self):
@@ -278,9 +175,9 @@ class VCenter(object):
                     config.vc_host, config.vc_port,
                     "vCenter refused the login of user {}: check username and "
                     "password".format(config.username))
-            except _NETWORK_ERRORS as error:
+            except NETWORK_ERRORS as error:
                 raise VCenterUnavailable(
-                    config.vc_host, config.vc_port, _describe_network_error(error))
+                    config.vc_host, config.vc_port, describe_network_error(error))
             self._stub = stub
             self._content = content
             self._generation += 1
@@ -302,7 +199,7 @@ class VCenter(object):
             if content is not None:
                 try:
                     content.sessionManager.Logout()
-                except (vim.fault.NotAuthenticated,) + _NETWORK_ERRORS:
+                except (vim.fault.NotAuthenticated,) + NETWORK_ERRORS:
                     pass
 
     def _log_in_again(self, generation, attempt):
@@ -350,23 +247,27 @@ class VCenter(object):
             resent = False
             while True:
                 generation = self._generation
+                deadline = Deadline(self.config.operation_timeout)
                 try:
-                    return method(*args, **kwargs)
+                    with deadline:
+                        return method(*args, **kwargs)
                 except vim.fault.RestrictedVersion:
                     raise LicenceRefused(name)
                 except vim.fault.NotAuthenticated:
                     logins += 1
                     self._log_in_again(generation, logins)
-                except _NETWORK_ERRORS as error:
+                except NETWORK_ERRORS as error:
                     # The other pooled connections likely broke with this one.
                     self._stub.DropConnections()
+                    timed_out = deadline.expired or is_timeout(error)
                     # A timeout is not resent: that would double the wait.
                     if (resent or name not in _READ_ONLY_METHODS
-                            or _is_timeout(error)):
+                            or timed_out):
                         raise VCenterUnavailable(
                             self.config.vc_host, self.config.vc_port,
-                            _describe_network_error(error),
-                            _is_timeout(error))
+                            "no answer within the operation timeout"
+                            if timed_out else describe_network_error(error),
+                            timed_out)
                     resent = True
 
     def retrieve(self, specs):
@@ -510,6 +411,7 @@ class VCenter(object):
     def _wait_with_collector(self, task, description, deadline, info):
         """One private collector's wait for ``task``; fills ``info``."""
         timeout = self.config.operation_timeout
+        generation = self._generation
         collector = self.call(
             self.content().propertyCollector.CreatePropertyCollector)
         try:
@@ -544,6 +446,7 @@ class VCenter(object):
                     for object_update in filter_update.objectSet or ():
                         for change in object_update.changeSet or ():
                             info[change.name] = change.val
+                        self._check_update(task, object_update, generation)
                 if info.get("info.state") in _TERMINAL_TASK_STATES:
                     return info
         finally:
@@ -553,6 +456,22 @@ class VCenter(object):
                 # The collector dies with the session anyway; the wait's own
                 # outcome is what the caller needs to see.
                 pass
+
+    def _check_update(self, task, object_update, generation):
+        """
+        A task's update that lacks a property says why (``missingSet``):
+        never read as "still running".  A session that died meanwhile is
+        opened again and the wait goes on with a new collector.
+
+        :raises PropertiesUnknown: vCenter cannot tell the task's state.
+        """
+        for missing in object_update.missingSet or ():
+            if isinstance(missing.fault, vim.fault.NotAuthenticated):
+                self._log_in_again(generation, 1)
+                raise vmodl.fault.ManagedObjectNotFound(obj=task)
+            raise PropertiesUnknown(text_type(task._moId),
+                                    text_type(missing.path),
+                                    fault_name(missing.fault))
 
     # -- storage policies ----------------------------------------------------
 
@@ -575,8 +494,7 @@ class VCenter(object):
         # simulator) from the HTTP cookie.
         stub.cookie = cookie
         stub.schemeArgs["timeout"] = self.config.operation_timeout
-        if self.config.ssl_thumbprint is not None:
-            stub.scheme = _pinned_connection(stub.scheme, self.config.ssl_thumbprint)
+        stub.scheme = connection_class(stub.scheme, self.config)
         content = self.call(pbm.ServiceInstance("ServiceInstance", stub)
                             .RetrieveContent)
         manager = content.profileManager
@@ -622,40 +540,3 @@ def fault_name(fault):
 def fault_message(fault):
     """What a vSphere fault says, or its type's name when it says nothing."""
     return text_type(getattr(fault, "msg", None) or type(fault).__name__)
-
-
-def _is_timeout(error):
-    """
-    Whether ``error`` is the operation timeout running out (Python 2.7
-    reports a TLS handshake that timed out as a plain ``SSLError``).
-    """
-    return isinstance(error, socket.timeout) or (
-        isinstance(error, ssl.SSLError) and "timed out" in text_type(error))
-
-
-def _is_name_mismatch(error):
-    """
-    Whether the certificate is fine but names another host: Python 2.7 says
-    so with a ``CertificateError`` of its own, Python 3 with OpenSSL's code.
-    """
-    if getattr(error, "verify_code", None) == _X509_V_ERR_HOSTNAME_MISMATCH:
-        return True
-    return (isinstance(error, ssl.CertificateError)
-            and not isinstance(error, ssl.SSLError))
-
-
-def _describe_network_error(error):
-    if isinstance(error, CertificateMismatch):
-        return text_type(error.args[0] if error.args else error)
-    if _is_timeout(error):
-        return "no answer within the operation timeout"
-    if _is_name_mismatch(error):
-        return ("its certificate is not valid for this host name or address "
-                "({}); set vc_ip to a name the certificate carries".format(
-                    getattr(error, "verify_message", None) or error))
-    if isinstance(error, ssl.SSLError):
-        return ("the TLS handshake failed ({}); if vCenter uses a self-signed "
-                "certificate, set ssl_ca_file or ssl_thumbprint".format(
-                    getattr(error, "reason", None) or error))
-    return "cannot connect ({})".format(
-        getattr(error, "strerror", None) or type(error).__name__)

@@ -1,6 +1,7 @@
 """
 A TCP proxy on loopback that tests put between the driver and the simulator,
-to stall or drop the connections as a failing network or vCenter would.
+to stall, trickle or drop the connections as a failing network or vCenter
+would.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
@@ -29,6 +30,8 @@ class TCPProxy(object):
         self._lock = threading.Lock()
         self._pairs = []
         self._stalled = threading.Event()
+        # (bytes, seconds) while answers trickle, else None.
+        self._trickle = None
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="tcp-proxy")
         self._thread.daemon = True
@@ -38,8 +41,16 @@ class TCPProxy(object):
         """Stop forwarding: requests go unanswered, as from a hung vCenter."""
         self._stalled.set()
 
+    def trickle(self, size=64, interval=0.1):
+        """
+        Forward the server's answers ``size`` bytes every ``interval``
+        seconds: each read is answered in time, the whole answer never.
+        """
+        self._trickle = (size, interval)
+
     def resume(self):
-        """Forward again."""
+        """Forward again, at full speed."""
+        self._trickle = None
         self._stalled.clear()
 
     def drop_connections(self):
@@ -89,7 +100,15 @@ class TCPProxy(object):
                     data = sock.recv(65536)
                     if not data:
                         return
-                    peers[sock].sendall(data)
+                    trickle = self._trickle if sock is server else None
+                    if trickle is None:
+                        peers[sock].sendall(data)
+                        continue
+                    size, interval = trickle
+                    for start in range(0, len(data), size):
+                        client.sendall(data[start:start + size])
+                        if self._closed.wait(interval):
+                            return
         except (socket.error, ValueError):
             return
         finally:
