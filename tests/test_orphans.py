@@ -225,3 +225,30 @@ def test_two_disks_of_one_dataset_are_reported_not_repaired(
     assert repair(assembly, [finding]) == []
     for path in paths:
         assembly.operations.delete_disk(path)
+
+
+def test_a_vm_holding_a_disk_whose_file_is_gone_is_found_and_repaired(
+        make_assembly, simulator, vcenter, cluster_id):
+    """What a destroy cut short after its deletion would leave."""
+    from vsphere_flocker_driver.orphans import (
+        DANGLING_DISK, find_orphans, repair)
+    from .conftest import find_vm
+    assembly = make_assembly(cluster_id=cluster_id)
+    vm = simulator.vms[1]
+    machine = find_vm(vcenter, vm.name)
+    assert machine.PowerOffVM_Task().info.state == "success"
+    try:
+        volume = assembly.api.create_volume(uuid.uuid4(), GiB)
+        assembly.api.attach_volume(volume.blockdevice_id, vm.instance_uuid)
+        path = str(assembly.api.disk_of(volume.blockdevice_id).path)
+        task = vcenter.virtualDiskManager.DeleteVirtualDisk_Task(
+            name=path, datacenter=vcenter.rootFolder.childEntity[0])
+        assert task.info.state == "success"
+        [finding] = find_orphans(assembly)
+        assert (finding.kind, finding.path, finding.vm_id) == (
+            DANGLING_DISK, path, vm.instance_uuid)
+        [(_, said)] = repair(assembly, [finding])
+        assert said == "detached {} from {}".format(path, vm.name)
+        assert find_orphans(assembly) == []
+    finally:
+        assert machine.PowerOnVM_Task().info.state == "success"

@@ -29,6 +29,7 @@ LONE_EXTENT = "extent without descriptor"
 FOREIGN_FILE = "foreign file"
 POWERED_OFF_HOLDER = "attached to a powered-off VM"
 DUPLICATE_DISKS = "several disks for one dataset"
+DANGLING_DISK = "attached disk whose file is gone"
 
 
 class VolumeRow(PClass):
@@ -174,6 +175,17 @@ def find_orphans(assembly):
                     "one, delete the others").format(
                         blockdevice_id_for(dataset_id), len(paths),
                         ", ".join(sorted(paths)))))
+    searched = set(assembly.config.datastores)
+    for held in attachments.disks:
+        path = text_type(held.path)
+        if held.path.datastore in searched and path not in present:
+            # A destroy cut short after its deletion, or files removed by
+            # hand: the VM would fail to power on with it.
+            findings.append(Finding(
+                kind=DANGLING_DISK, path=path, vm_id=held.vm.instance_uuid,
+                detail="VM {} ({}) holds {}, whose file is gone".format(
+                    held.vm.name, held.vm.instance_uuid, path),
+                repair="detach it from {}".format(held.vm.name)))
     for row in _rows(disks, attachments):
         if row.vm_id is not None and row.power_state != "poweredOn":
             # A suspended VM comes back with its disks: only a powered-off
@@ -240,6 +252,15 @@ def repair(assembly, findings):
             operations.detach_disk(holder, path)
             done.append((finding, "detached volume {}".format(
                 finding.blockdevice_id)))
+        elif finding.kind == DANGLING_DISK:
+            mine = [vm for vm in holders if vm.instance_uuid == finding.vm_id]
+            if not mine or assembly.operator.folder_entry(path) is not None:
+                done.append((finding, "left alone: the VM let go of it, or "
+                             "its file is back"))
+                continue
+            operations.detach_disk(mine[0], path)
+            done.append((finding, "detached {} from {}".format(
+                finding.path, mine[0].name)))
         elif holders:
             done.append((finding, "left alone: a VM holds it now"))
         elif operations.search_disks(layout, finding.dataset_id):
