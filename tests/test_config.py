@@ -568,3 +568,41 @@ def test_cluster_id_of_any_type_is_refused_as_configuration_error(cluster_id):
     with pytest.raises(ConfigurationError) as caught:
         configuration_from_dataset(cluster_id, dict(ORIGINAL))
     assert caught.value.key == "cluster_id"
+
+
+# -- the original driver's example, as written ------------------------------------
+
+def test_empty_text_for_an_optional_key_means_not_set():
+    """The original's example gives ``ssl_key_file: ""`` and the like."""
+    config = configure(ssl_key_file="", ssl_cert_file="", ssl_thumbprint="",
+                       ssl_ca_file=" ", datastore_name="vsanDatastore")
+    assert (config.ssl_key_file, config.ssl_cert_file, config.ssl_thumbprint,
+            config.ssl_ca_file) == (None, None, None, None)
+    assert config.ssl_verify_cert is False
+
+
+@pytest.mark.parametrize("key", ["datastore_name", "datacenter_name", "vc_ip",
+                                 "username"])
+def test_empty_text_for_a_required_key_is_refused(key):
+    refused(key, **{key: ""})
+
+
+@pytest.mark.parametrize("changes, key", [
+    (dict(ssl_thumbprint="zz"), "ssl_thumbprint"),
+    (dict(ssl_ca_file="/nonexistent/ca.pem"), "ssl_ca_file"),
+])
+def test_a_wrong_value_that_is_not_empty_is_still_refused(changes, key):
+    refused(key, **changes)
+
+
+@pytest.mark.parametrize("validate_cert, verify", [("no", False), (True, True)])
+def test_validate_cert_is_the_earlier_name_of_ssl_verify_cert(
+        validate_cert, verify):
+    config = configure(ssl_verify_cert=None, validate_cert=validate_cert)
+    assert config.ssl_verify_cert is verify
+
+
+def test_validate_cert_and_ssl_verify_cert_may_agree_but_not_differ():
+    assert configure(validate_cert="no").ssl_verify_cert is False
+    error = refused("validate_cert", validate_cert="yes")
+    assert "ssl_verify_cert" in error.problem

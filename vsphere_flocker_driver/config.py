@@ -530,6 +530,43 @@ _KEYS = {
 #: Keys of the ``dataset`` section the agent itself uses, not the backend.
 _AGENT_KEYS = ("backend",)
 
+#: Earlier names of keys: the original driver's first releases called
+#: ``ssl_verify_cert`` ``validate_cert``.
+_ALIASES = {"validate_cert": "ssl_verify_cert"}
+
+
+def _unaliased(dataset):
+    """
+    ``dataset`` with each earlier key name given as its current one.
+
+    :raises ConfigurationError: both names given, with different values.
+    """
+    dataset = dict(dataset)
+    for alias, key in sorted(_ALIASES.items()):
+        if alias not in dataset:
+            continue
+        value = dataset.pop(alias)
+        if key in dataset:
+            check = _KEYS[key][0]
+            if check(alias, value) != check(key, dataset[key]):
+                raise ConfigurationError(alias, (
+                    "is the earlier name of {} and gives another value; "
+                    "give one of them").format(key))
+        else:
+            dataset[key] = value
+    return dataset
+
+
+def _set(dataset):
+    """
+    ``dataset`` without the optional keys given as empty text: the original
+    driver's example gives ``ssl_key_file: ""`` and the like for "not set".
+    """
+    return dict((key, value) for key, value in dataset.items()
+                if not (key in _KEYS and not _KEYS[key][2]
+                        and isinstance(value, string_types)
+                        and not value.strip()))
+
 
 def _read_password_file(path):
     """
@@ -619,11 +656,13 @@ def configuration_from_dataset(cluster_id, dataset):
         raise ConfigurationError(None, "the dataset section must be a mapping")
     values = {"cluster_id": _cluster_id(cluster_id)}
     unknown = [key for key in _by_name(dataset)
-               if key not in _KEYS and key not in _AGENT_KEYS]
+               if key not in _KEYS and key not in _AGENT_KEYS
+               and key not in _ALIASES]
     if unknown:
         key = "{}".format(unknown[0])
         raise ConfigurationError(key, "is not a known key" + _nearest_hint(
             key, _KEYS))
+    dataset = _set(_unaliased(dataset))
     checked = {}
     for key, (check, field_name, required) in sorted(_KEYS.items()):
         if key not in dataset:
