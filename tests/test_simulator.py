@@ -769,3 +769,549 @@ def test_inject_missing_refuses_what_it_cannot_do(simulator):
             simulator.inject_missing(name, paths, fault=fault)
     with pytest.raises(LookupError):
         simulator.inject_missing("no such VM", ["runtime.powerState"])
+
+
+# vSAN and VVol datastores, datastore clusters, Storage vMotion
+# (vcsim/namespaces.go, vcsim/pods.go, vcsim/relocate.go). These run against
+# a simulator of their own with the opt-ins on; ``sim`` above has none.
+
+NAMESPACE_DATASTORES = [Simulator.VSAN_DATASTORE, Simulator.VVOL_DATASTORE]
+VSAN_NAMESPACE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+VVOL_NAMESPACE = re.compile(
+    r"^rfc4122\.[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+SDRS_POD, MANUAL_POD = "POD_SDRS", "POD_MANUAL"
+
+
+@pytest.fixture(scope="module")
+def storage_sim():
+    simulator = Simulator(
+        vms=2, hosts=1, clusters=1, cluster_hosts=1, vsan=True, vvol=True,
+        pods={SDRS_POD: 2, MANUAL_POD: {"datastores": 2, "sdrs": False}})
+    try:
+        simulator.start()
+    except SimulatorUnavailable as e:
+        pytest.skip("vCenter simulator unavailable: %s" % (e,))
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def storage(storage_sim):
+    """(ServiceContent, datacenter) of ``storage_sim``."""
+    instance = storage_sim.connect()
+    content = instance.RetrieveContent()
+    yield content, find_entity(content, vim.Datacenter,
+                               storage_sim.datacenter_name)
+    Disconnect(instance)
+
+
+def namespace_pattern(datastore):
+    return VSAN_NAMESPACE if datastore == Simulator.VSAN_DATASTORE else VVOL_NAMESPACE
+
+
+def new_name(prefix="ns"):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+def create_disk(content, dc, path, capacity_kb=1024, disk_type="thin"):
+    wait(content.virtualDiskManager.CreateVirtualDisk_Task(
+        name=path, datacenter=dc,
+        spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+            capacityKb=capacity_kb, diskType=disk_type, adapterType="lsiLogic")))
+    return path
+
+
+def all_hosts(content):
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [vim.HostSystem], True)
+    try:
+        return sorted(h.name for h in view.view)
+    finally:
+        view.Destroy()
+
+
+def test_namespace_datastores_are_opt_ins(sim, storage_sim, storage):
+    content, _ = storage
+    # Off by default: 0.24 has no datastore of these types.
+    assert not set(NAMESPACE_DATASTORES) & set(sim.datastores)
+    assert set(sim.datastore_types.values()) == {"OTHER"}
+    assert sim.pods == {}
+    for name, kind, scheme in ((Simulator.VSAN_DATASTORE, "vsan", "vsan:"),
+                               (Simulator.VVOL_DATASTORE, "VVOL", "vvol:")):
+        datastore = find_entity(content, vim.Datastore, name)
+        assert datastore.summary.type == kind == storage_sim.datastore_types[name]
+        assert datastore.summary.url.startswith("ds:///vmfs/volumes/" + scheme)
+        assert datastore.summary.url == storage_sim.datastore_urls[name]
+        assert datastore.capability.topLevelDirectoryCreateSupported is False
+        assert datastore.summary.accessible is True
+        assert os.path.isdir(storage_sim.datastores[name])
+        # Mounted on every host, so that any VM can hold its disks.
+        assert sorted(m.key.name for m in datastore.host) == all_hosts(content)
+    # The agent.yml default stays the first LocalDS.
+    assert storage_sim.dataset_config()["datastore_name"] == "LocalDS_0"
+
+
+@pytest.mark.parametrize("name", NAMESPACE_DATASTORES)
+def test_namespace_manager_creates_converts_and_deletes(storage_sim, storage, name):
+    content, dc = storage
+    manager = content.datastoreNamespaceManager
+    datastore = find_entity(content, vim.Datastore, name)
+    prefix = "/vmfs/volumes/" + datastore.summary.url[len("ds:///vmfs/volumes/"):]
+    friendly = new_name()
+    stable = manager.CreateDirectory(datastore=datastore, displayName=friendly)
+    assert stable.startswith(prefix)
+    directory = stable[len(prefix):]
+    assert namespace_pattern(name).match(directory), stable
+    local = storage_sim.datastores[name]
+    assert os.path.isdir(os.path.join(local, directory))
+    assert os.readlink(os.path.join(local, friendly)) == directory
+    assert storage_sim.uuid_path("[%s] %s/x.vmdk" % (name, friendly)) == (
+        "[%s] %s/x.vmdk" % (name, directory))
+
+    # The friendly name is taken now.
+    with pytest.raises(vim.fault.FileAlreadyExists):
+        manager.CreateDirectory(datastore=datastore, displayName=friendly)
+    # Only vSAN and VVol have namespaces.
+    with pytest.raises(vim.fault.InvalidDatastore):
+        manager.CreateDirectory(datastore=find_entity(
+            content, vim.Datastore, "LocalDS_0"), displayName=friendly)
+
+    # A namespace URL in the UUID form, in the form it was given.
+    url = datastore.summary.url + friendly + "/sub/x.vmdk"
+    assert manager.ConvertNamespacePathToUuidPath(
+        datacenter=dc, namespaceUrl=url) == (
+            datastore.summary.url + directory + "/sub/x.vmdk")
+    assert manager.ConvertNamespacePathToUuidPath(
+        datacenter=dc, namespaceUrl=prefix + friendly) == stable
+    with pytest.raises(vim.fault.InvalidDatastorePath):
+        manager.ConvertNamespacePathToUuidPath(
+            datacenter=dc, namespaceUrl=datastore.summary.url + "no-such-name")
+
+    # Below a namespace, folders and disks are made as anywhere.
+    content.fileManager.MakeDirectory(
+        name="[%s] %s/sub" % (name, friendly), datacenter=dc)
+    disk = create_disk(content, dc, "[%s] %s/sub/x.vmdk" % (name, friendly))
+    # DeleteDirectory wants the stable path, and an empty namespace.
+    with pytest.raises(vim.fault.InvalidDatastorePath):
+        manager.DeleteDirectory(datacenter=dc, datastorePath=prefix + friendly)
+    with pytest.raises(vim.fault.InvalidDatastorePath):
+        manager.DeleteDirectory(datacenter=dc, datastorePath="[%s] %s" % (
+            name, directory))
+    with pytest.raises(vim.fault.CannotDeleteFile):
+        manager.DeleteDirectory(datacenter=dc, datastorePath=stable)
+    wait(content.virtualDiskManager.DeleteVirtualDisk_Task(name=disk, datacenter=dc))
+    wait(content.fileManager.DeleteDatastoreFile_Task(
+        name="[%s] %s/sub" % (name, friendly), datacenter=dc))
+    manager.DeleteDirectory(datacenter=dc, datastorePath=stable)
+    assert not os.path.lexists(os.path.join(local, friendly))
+    assert not os.path.exists(os.path.join(local, directory))
+    with pytest.raises(vim.fault.FileNotFound):
+        manager.DeleteDirectory(datacenter=dc, datastorePath=stable)
+
+
+@pytest.mark.parametrize("name", NAMESPACE_DATASTORES)
+def test_top_level_folders_are_namespaces(storage_sim, storage, name):
+    content, dc = storage
+    local = storage_sim.datastores[name]
+    friendly = new_name("kubevols")
+    # FileManager.MakeDirectory at the top level makes a namespace object
+    # (0.24: a plain folder, which VMs would report by that name).
+    content.fileManager.MakeDirectory(name="[%s] %s" % (name, friendly),
+                                      datacenter=dc)
+    link = os.path.join(local, friendly)
+    assert os.path.islink(link)
+    assert namespace_pattern(name).match(os.readlink(link))
+    with pytest.raises(vim.fault.FileAlreadyExists):
+        content.fileManager.MakeDirectory(name="[%s] %s" % (name, friendly),
+                                          datacenter=dc)
+    # With parents: the top level is a namespace, the rest plain folders.
+    nested = new_name("nested")
+    content.fileManager.MakeDirectory(name="[%s] %s/a/b" % (name, nested),
+                                      datacenter=dc, createParentDirectories=True)
+    assert os.path.islink(os.path.join(local, nested))
+    assert os.path.isdir(os.path.join(local, nested, "a", "b"))
+    # No file at the top level itself (govmomi issue 654).
+    with pytest.raises(vmodl.fault.SystemError):
+        create_disk(content, dc, "[%s] %s.vmdk" % (name, new_name("top")))
+    # Deleting a top-level folder deletes the namespace, not only its name.
+    target = os.readlink(link)
+    wait(content.fileManager.DeleteDatastoreFile_Task(
+        name="[%s] %s" % (name, friendly), datacenter=dc))
+    assert not os.path.lexists(link)
+    assert not os.path.exists(os.path.join(local, target))
+
+
+def test_top_level_make_directory_refused_on_demand(sim):
+    refusing = Simulator(vms=1, hosts=1, clusters=0, vsan=True,
+                         namespace_mkdir="refuse")
+    with pytest.raises(ValueError):
+        Simulator(vsan=True, namespace_mkdir="sometimes")
+    with refusing:
+        instance = refusing.connect()
+        try:
+            content = instance.RetrieveContent()
+            dc = find_entity(content, vim.Datacenter, refusing.datacenter_name)
+            name = Simulator.VSAN_DATASTORE
+            with pytest.raises(vim.fault.CannotCreateFile) as raised:
+                content.fileManager.MakeDirectory(
+                    name="[%s] FLOCKER" % (name,), datacenter=dc)
+            assert raised.value.file == "[%s] FLOCKER" % (name,)
+            with pytest.raises(vim.fault.CannotCreateFile):
+                content.fileManager.MakeDirectory(
+                    name="[%s] FLOCKER/sub" % (name,), datacenter=dc,
+                    createParentDirectories=True)
+            assert os.listdir(refusing.datastores[name]) == []
+            # The namespace manager's way works, and folders below it.
+            content.datastoreNamespaceManager.CreateDirectory(
+                datastore=find_entity(content, vim.Datastore, name),
+                displayName="FLOCKER")
+            content.fileManager.MakeDirectory(
+                name="[%s] FLOCKER/sub" % (name,), datacenter=dc)
+            # Other datastores are unaffected.
+            content.fileManager.MakeDirectory(name="[LocalDS_0] FLOCKER",
+                                              datacenter=dc)
+        finally:
+            Disconnect(instance)
+
+
+@pytest.mark.parametrize("name", NAMESPACE_DATASTORES)
+def test_vms_report_namespace_disks_in_uuid_form(storage_sim, storage, name):
+    content, dc = storage
+    friendly = new_name()
+    content.datastoreNamespaceManager.CreateDirectory(
+        datastore=find_entity(content, vim.Datastore, name),
+        displayName=friendly)
+    path = create_disk(content, dc, "[%s] %s/x.vmdk" % (name, friendly))
+    in_uuid_form = storage_sim.uuid_path(path)
+    assert in_uuid_form != path
+    disk_uuid = content.virtualDiskManager.QueryVirtualDiskUuid(
+        name=path, datacenter=dc)
+    assert content.virtualDiskManager.QueryVirtualDiskUuid(
+        name=in_uuid_form, datacenter=dc) == disk_uuid
+
+    holder = find_entity(content, vim.VirtualMachine, "DC0_H0_VM0")
+    other = find_entity(content, vim.VirtualMachine, "DC0_H0_VM1")
+    power(holder, True)
+    power(other, True)
+    device = attach(holder, path)
+    # The failing case: attached by its friendly name, it is not found so.
+    assert device is None
+    device = attached_device(holder, in_uuid_form)
+    try:
+        assert device is not None
+        assert device.backing.datastore.name == name
+        assert device.backing.uuid == to_backing_uuid(disk_uuid)
+        # Both forms are the same file: locked, whichever is used.
+        with pytest.raises(vim.fault.GenericVmConfigFault):
+            attach(other, in_uuid_form)
+        with pytest.raises(vim.fault.FileLocked):
+            wait(content.virtualDiskManager.DeleteVirtualDisk_Task(
+                name=path, datacenter=dc))
+    finally:
+        detach(holder, in_uuid_form)
+    # The normal case: on any other datastore, the path as attached.
+    plain = create_disk(content, dc, "[LocalDS_0] %s.vmdk" % (new_name("plain"),))
+    try:
+        assert attach(holder, plain) is not None
+    finally:
+        detach(holder, plain)
+
+
+@pytest.mark.parametrize("name", NAMESPACE_DATASTORES)
+def test_search_lists_namespaces_by_friendly_name(storage_sim, storage, name):
+    content, dc = storage
+    datastore = find_entity(content, vim.Datastore, name)
+    friendly = new_name("search")
+    stable = content.datastoreNamespaceManager.CreateDirectory(
+        datastore=datastore, displayName=friendly)
+    directory = stable.rsplit("/", 1)[1]
+    create_disk(content, dc, "[%s] %s/x.vmdk" % (name, friendly), capacity_kb=2048)
+
+    spec = vim.host.DatastoreBrowser.SearchSpec(
+        matchPattern=["*.vmdk"],
+        query=[vim.host.DatastoreBrowser.VmDiskQuery(
+            details=vim.host.DatastoreBrowser.VmDiskQuery.Details(capacityKb=True))],
+        details=vim.host.DatastoreBrowser.FileInfo.Details(fileType=True))
+    results = wait(datastore.browser.SearchDatastoreSubFolders_Task(
+        datastorePath="[%s]" % (name,), searchSpec=spec))
+    found = dict((r.folderPath, [(f.path, f.capacityKb) for f in r.file])
+                 for r in results)
+    assert found["[%s] %s" % (name, friendly)] == [("x.vmdk", 2048)]
+    assert not [p for p in found if directory in p]
+    # The root lists top-level folders by their friendly names only.
+    root = wait(datastore.browser.SearchDatastore_Task(
+        datastorePath="[%s]" % (name,), searchSpec=vim.host.DatastoreBrowser.SearchSpec(
+            matchPattern=["*"])))
+    listed = dict((f.path, type(f)) for f in root.file)
+    assert listed[friendly] is vim.host.DatastoreBrowser.FolderInfo
+    assert directory not in listed
+    # A folder searched by either name is reported as it was named.
+    for folder in (friendly, directory):
+        result = search(datastore, "[%s] %s" % (name, folder), ["*.vmdk"])
+        assert result.folderPath == "[%s] %s" % (name, folder)
+        assert [(f.path, f.capacityKb) for f in result.file] == [("x.vmdk", 2048)]
+
+
+def test_datastore_clusters(storage_sim, storage):
+    content, dc = storage
+    assert storage_sim.pods == {
+        SDRS_POD: {"datastores": [SDRS_POD + "_DS0", SDRS_POD + "_DS1"], "sdrs": True},
+        MANUAL_POD: {"datastores": [MANUAL_POD + "_DS0", MANUAL_POD + "_DS1"],
+                     "sdrs": False}}
+    pods = dict((p.name, p) for p in dc.datastoreFolder.childEntity
+                if isinstance(p, vim.StoragePod))
+    assert sorted(pods) == [MANUAL_POD, SDRS_POD]
+    top = [d.name for d in dc.datastoreFolder.childEntity
+           if isinstance(d, vim.Datastore)]
+    datacenter_datastores = [d.name for d in dc.datastore]
+    for name, pod in pods.items():
+        members = sorted(d.name for d in pod.childEntity)
+        assert members == storage_sim.pods[name]["datastores"]
+        assert pod.podStorageDrsEntry.storageDrsConfig.podConfig.enabled is (
+            name == SDRS_POD)
+        for member in members:
+            assert member not in top
+            assert member in datacenter_datastores
+            # A container view of the inventory finds the members (0.24's
+            # views do not look inside a StoragePod).
+            datastore = find_entity(content, vim.Datastore, member)
+            assert datastore.parent == pod
+        assert pod.summary.capacity == sum(d.summary.capacity for d in pod.childEntity)
+        assert pod.summary.freeSpace == sum(
+            d.summary.freeSpace for d in pod.childEntity)
+
+
+def placement(content, pod, capacity_kb=GIB_IN_KB, pool=True):
+    spec = vim.storageDrs.StoragePlacementSpec(
+        type="create",
+        podSelectionSpec=vim.storageDrs.PodSelectionSpec(storagePod=pod),
+        configSpec=vim.vm.ConfigSpec(name="volume", deviceChange=[
+            vim.vm.device.VirtualDeviceSpec(
+                operation="add", fileOperation="create",
+                device=vim.vm.device.VirtualDisk(
+                    key=-100, capacityInKB=capacity_kb,
+                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                        diskMode="independent_persistent", fileName="")))]))
+    if pool:
+        spec.resourcePool = find_entity(content, vim.ResourcePool, "Resources")
+    return spec
+
+
+def recommended(content, pod, **kwargs):
+    result = content.storageResourceManager.RecommendDatastores(
+        storageSpec=placement(content, pod, **kwargs))
+    assert len(result.recommendations) == 1
+    (recommendation,) = result.recommendations
+    assert recommendation.reason == "storagePlacement"
+    assert recommendation.target == pod
+    (action,) = recommendation.action
+    assert isinstance(action, vim.storageDrs.StoragePlacementAction)
+    assert action.relocateSpec.datastore == action.destination
+    assert [d.diskId for d in action.relocateSpec.disk] == [-100]
+    return action.destination.name
+
+
+def test_recommend_datastores_places_on_the_most_free_space(storage_sim, storage):
+    content, dc = storage
+    pod = find_entity(content, vim.StoragePod, SDRS_POD)
+    members = storage_sim.pods[SDRS_POD]["datastores"]
+
+    def free(name):
+        return find_entity(content, vim.Datastore, name).summary.freeSpace
+
+    paths = []
+    try:
+        best = recommended(content, pod)
+        other = [m for m in members if m != best][0]
+        assert free(best) >= free(other)
+        # A disk's capacity counts as used space: fill the best one past
+        # the other, and the other is recommended.
+        kb = (free(best) - free(other)) // 1024 + GIB_IN_KB
+        paths.append(create_disk(content, dc, "[%s] %s.vmdk" % (
+            best, new_name("fill")), capacity_kb=kb))
+        assert free(best) < free(other)
+        assert recommended(content, pod) == other
+        paths.append(create_disk(content, dc, "[%s] %s.vmdk" % (
+            other, new_name("fill")), capacity_kb=2 * GIB_IN_KB))
+        assert free(other) < free(best)
+        assert recommended(content, pod) == best
+        pod_summary = find_entity(content, vim.StoragePod, SDRS_POD).summary
+        assert pod_summary.freeSpace == free(best) + free(other)
+    finally:
+        for path in paths:
+            wait(content.virtualDiskManager.DeleteVirtualDisk_Task(
+                name=path, datacenter=dc))
+    # An inaccessible member is never recommended.
+    storage_sim.set_datastore_accessible(best, False)
+    try:
+        assert recommended(content, pod) == other
+    finally:
+        storage_sim.set_datastore_accessible(best, True)
+    # An incomplete spec is refused as by 0.24.
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        content.storageResourceManager.RecommendDatastores(
+            storageSpec=placement(content, pod, pool=False))
+
+
+def test_recommend_datastores_refused_without_storage_drs(storage_sim, storage):
+    content, _ = storage
+    pod = find_entity(content, vim.StoragePod, MANUAL_POD)
+    with pytest.raises(vmodl.fault.InvalidArgument) as raised:
+        content.storageResourceManager.RecommendDatastores(
+            storageSpec=placement(content, pod))
+    assert "SDRS-disabled" in raised.value.msg
+    storage_sim.set_storage_drs(MANUAL_POD, True)
+    try:
+        assert pod.podStorageDrsEntry.storageDrsConfig.podConfig.enabled is True
+        assert recommended(content, pod) in storage_sim.pods[MANUAL_POD]["datastores"]
+    finally:
+        storage_sim.set_storage_drs(MANUAL_POD, False)
+    assert storage_sim.pods[MANUAL_POD]["sdrs"] is False
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        content.storageResourceManager.RecommendDatastores(
+            storageSpec=placement(content, pod))
+
+
+def vm_disks(vm):
+    return dict((d.key, d) for d in vm.config.hardware.device
+                if isinstance(d, vim.vm.device.VirtualDisk))
+
+
+def test_storage_vmotion_moves_and_renames_disks_keeping_their_uuid(
+        storage_sim, storage):
+    content, dc = storage
+    vdm = content.virtualDiskManager
+    vm = find_entity(content, vim.VirtualMachine, "DC0_C0_RP0_VM1")
+    power(vm, True)
+    content.fileManager.MakeDirectory(name="[LocalDS_0] FLOCKER", datacenter=dc,
+                                      createParentDirectories=True)
+    volume = create_disk(content, dc, "[LocalDS_0] FLOCKER/%s.vmdk" % (
+        new_name("volume"),), capacity_kb=4096)
+    wanted = "60 00 C2 91 11 22 33 44-55 66 77 88 99 aa bb cc"
+    vdm.SetVirtualDiskUuid(name=volume, datacenter=dc, uuid=wanted)
+    flat = storage_sim.local_path(volume)[:-len(".vmdk")] + "-flat.vmdk"
+    with open(flat, "r+b") as f:
+        f.write(b"data before the move")
+    attach(vm, volume)
+    before = dict((key, (d.backing.fileName, d.backing.uuid, vdm.QueryVirtualDiskUuid(
+        name=d.backing.fileName, datacenter=dc))) for key, d in vm_disks(vm).items())
+    target = storage_sim.pods[SDRS_POD]["datastores"][1]
+    try:
+        moved = storage_sim.relocate(vm.name, target)
+        after = vm_disks(vm)
+        names = sorted(d.backing.fileName for d in after.values())
+        # Into the VM's folder, renamed after the VM, in device order.
+        assert names == ["[%s] %s/%s.vmdk" % (target, vm.name, vm.name),
+                         "[%s] %s/%s_1.vmdk" % (target, vm.name, vm.name)]
+        assert moved == dict((k, d.backing.fileName) for k, d in after.items())
+        for key, (old_name, old_uuid, old_disk_uuid) in before.items():
+            device = after[key]
+            assert device.backing.uuid == old_uuid
+            assert device.backing.datastore.name == target
+            assert vdm.QueryVirtualDiskUuid(
+                name=device.backing.fileName, datacenter=dc) == old_disk_uuid
+            assert not os.path.exists(storage_sim.local_path(old_name))
+        (volume_key,) = [k for k, (n, _, _) in before.items() if n == volume]
+        new_volume = after[volume_key].backing.fileName
+        assert vdm.QueryVirtualDiskUuid(name=new_volume, datacenter=dc) == wanted
+        assert after[volume_key].backing.diskMode == "independent_persistent"
+        new_flat = storage_sim.local_path(new_volume)[:-len(".vmdk")] + "-flat.vmdk"
+        with open(new_flat, "rb") as f:
+            assert f.read(20) == b"data before the move"
+        with open(storage_sim.local_path(new_volume)) as f:
+            assert '"%s"' % (os.path.basename(new_flat),) in f.read()
+        assert not os.path.exists(flat)
+        # The VM's own files went too; the old folder is gone.
+        assert vm.config.files.vmPathName == "[%s] %s/%s.vmx" % (
+            target, vm.name, vm.name)
+        assert [d.name for d in vm.datastore] == [target]
+        assert vm.name not in os.listdir(storage_sim.datastores["LocalDS_0"])
+        assert os.path.isdir(os.path.join(
+            storage_sim.datastores["LocalDS_0"], "FLOCKER"))
+        # Detached, the disk stays where the move put it.
+        detach(vm, new_volume)
+        assert vdm.QueryVirtualDiskUuid(name=new_volume, datacenter=dc) == wanted
+    finally:
+        detach(vm, volume)
+        storage_sim.relocate(vm.name, "LocalDS_0")
+    assert [d.name for d in vm.datastore] == ["LocalDS_0"]
+
+
+def test_storage_vmotion_of_one_disk_to_a_namespace(storage_sim, storage):
+    content, dc = storage
+    vm = find_entity(content, vim.VirtualMachine, "DC0_C0_RP0_VM0")
+    volume = create_disk(content, dc, "[LocalDS_0] %s.vmdk" % (new_name("one"),))
+    device = attach(vm, volume)
+    home = vm.config.files.vmPathName
+    disk_uuid = device.backing.uuid
+    try:
+        moved = storage_sim.relocate(
+            vm.name, disks={volume: Simulator.VSAN_DATASTORE})
+        new_path = moved[device.key]
+        # The VM's folder on vSAN is a namespace named after the VM; the
+        # VM reports the disk in its UUID form; its other files stay.
+        link = os.path.join(storage_sim.datastores[Simulator.VSAN_DATASTORE], vm.name)
+        assert os.path.islink(link)
+        assert new_path == "[%s] %s/%s.vmdk" % (
+            Simulator.VSAN_DATASTORE, os.readlink(link), vm.name)
+        assert storage_sim.uuid_path("[%s] %s/%s.vmdk" % (
+            Simulator.VSAN_DATASTORE, vm.name, vm.name)) == new_path
+        assert attached_device(vm, new_path).backing.uuid == disk_uuid
+        assert vm.config.files.vmPathName == home
+        assert sorted(d.name for d in vm.datastore) == sorted(
+            ["LocalDS_0", Simulator.VSAN_DATASTORE])
+        # Back: into the VM's folder (the first free name: its own disk is
+        # still disk1.vmdk); the namespace goes once empty.
+        moved = storage_sim.relocate(vm.name, disks={device.key: "LocalDS_0"})
+        assert moved[device.key] == "[LocalDS_0] %s/%s.vmdk" % (vm.name, vm.name)
+        assert not os.path.lexists(link)
+        volume = moved[device.key]
+    finally:
+        detach(vm, volume)
+
+
+def test_storage_vmotion_refused_for_a_disk_another_running_vm_holds(
+        storage_sim, storage):
+    content, dc = storage
+    holder = find_entity(content, vim.VirtualMachine, "DC0_H0_VM0")
+    mover = find_entity(content, vim.VirtualMachine, "DC0_H0_VM1")
+    power(holder, True)
+    power(mover, False)
+    volume = create_disk(content, dc, "[LocalDS_0] %s.vmdk" % (new_name("held"),))
+    attach(holder, volume)
+    attach(mover, volume)  # powered off: no lock of its own
+    target = storage_sim.pods[MANUAL_POD]["datastores"][0]
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            storage_sim.relocate(mover.name, target)
+        assert "lock" in str(raised.value)
+        assert attached_device(mover, volume) is not None
+        assert os.path.exists(storage_sim.local_path(volume))
+        # Nor to a datastore that is not there.
+        storage_sim.set_datastore_accessible(target, False)
+        try:
+            with pytest.raises(vim.fault.InaccessibleDatastore):
+                wait(mover.RelocateVM_Task(spec=vim.vm.RelocateSpec(
+                    datastore=find_entity(content, vim.Datastore, target))))
+        finally:
+            storage_sim.set_datastore_accessible(target, True)
+        with pytest.raises(LookupError):
+            storage_sim.relocate(
+                mover.name, target, disks={"[LocalDS_0] none.vmdk": target})
+    finally:
+        detach(mover, volume)
+        detach(holder, volume)
+        power(mover, True)
+
+
+def test_simulator_storage_options_are_checked():
+    for pods in ({"a:b": 2}, {"": 2}, {"POD": -1}, {"POD": True},
+                 {"POD": {"datastores": 2, "srds": True}}):
+        with pytest.raises(ValueError):
+            Simulator(pods=pods)
+    assert Simulator(pods=["A"])._arguments[-2:] == ["-pod", "A:2:sdrs"]
+    assert Simulator(pods={"B": {"sdrs": False}})._arguments[-2:] == [
+        "-pod", "B:2:nosdrs"]
+    with pytest.raises(ValueError):
+        Simulator().uuid_path("no datastore path")

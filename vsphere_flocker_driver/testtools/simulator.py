@@ -12,8 +12,13 @@ driver can tell: VMDK descriptors with capacity and UUID, datastore search
 details, file locks between powered-on VMs, SCSI unit rules and
 ``SearchIndex.FindAllByUuid``, VMs' ``config.changeVersion`` (a stale one
 makes a reconfiguration fail with ``ConcurrentAccess``) and, on demand
-(``Simulator.inject_missing``), answers that are only partial. It still has no
-guest side: no block device appears anywhere when a disk is attached.
+(``Simulator.inject_missing``), answers that are only partial. As opt-ins it
+adds a vSAN and a VVol datastore whose top-level folders are namespace objects
+(``vsan=True``, ``vvol=True``), datastore clusters under Storage DRS with a
+working ``RecommendDatastores`` (``pods=...``) and Storage vMotion that moves
+and renames a VM's disks (``RelocateVM_Task``, ``Simulator.relocate``). It
+still has no guest side: no block device appears anywhere when a disk is
+attached.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
@@ -33,7 +38,7 @@ import time
 from collections import namedtuple
 
 from .._compat import (
-    makedirs, monotonic, string_types, to_text, urlparse, which)
+    integer_types, makedirs, monotonic, string_types, to_text, urlparse, which)
 
 __all__ = [
     "SimulatorUnavailable",
@@ -168,12 +173,24 @@ class Simulator(object):
     :ivar list vms: ``VirtualMachineRecord`` for each VM, sorted by name.
     :ivar str ca_file: A PEM file of its (self-signed) certificate, to verify
         it with as vCenter's is verified.
+    :ivar dict datastore_types: Datastore name -> ``summary.type``
+        (``OTHER`` for the local ones, ``vsan``, ``VVOL``).
+    :ivar dict datastore_urls: Datastore name -> ``summary.url``; on vSAN
+        and VVol the vSphere form ``ds:///vmfs/volumes/vsan:<uuid>/``.
+    :ivar dict pods: Datastore cluster name -> ``{"datastores": [member
+        names], "sdrs": bool}``.
     """
+
+    #: The vSAN datastore's name, as in the original driver's example config.
+    VSAN_DATASTORE = "vsanDatastore"
+    #: The VVol datastore's name.
+    VVOL_DATASTORE = "vvolDatastore"
 
     def __init__(self, vms=2, hosts=1, clusters=1, cluster_hosts=3,
                  datastores=1, username="administrator@vsphere.local",
                  password=None, delay_ms=0, clone_bios_uuid=False,
-                 listen="127.0.0.1:0", start_timeout=60.0):
+                 listen="127.0.0.1:0", start_timeout=60.0, vsan=False,
+                 vvol=False, pods=None, namespace_mkdir="namespace"):
         """
         :param int vms: VMs per standalone host and per cluster.
         :param int hosts: Standalone hosts.
@@ -186,6 +203,18 @@ class Simulator(object):
         :param bool clone_bios_uuid: Give the last VM the first one's BIOS UUID.
         :param str listen: Address and port to listen on (port 0: any).
         :param float start_timeout: Seconds to wait for the simulator to listen.
+        :param bool vsan: Add ``vsanDatastore``, a vSAN datastore whose
+            top-level folders are namespace objects (``vcsim/namespaces.go``).
+        :param bool vvol: Add ``vvolDatastore``, a VVol datastore, the same
+            with ``rfc4122.<uuid>`` namespace names.
+        :param pods: Datastore clusters (``vcsim/pods.go``): a mapping of
+            cluster name to its number of member datastores (Storage DRS on)
+            or to ``{"datastores": N, "sdrs": bool}``. Members are new
+            datastores ``<name>_DS0``, ``<name>_DS1``...
+        :param str namespace_mkdir: What ``FileManager.MakeDirectory`` does
+            at the top level of a vSAN or VVol datastore: ``"namespace"``
+            makes a namespace object, as vCenter does; ``"refuse"`` fails
+            with ``CannotCreateFile``.
         """
         if password is None:
             password = binascii.hexlify(os.urandom(8)).decode("ascii")
@@ -202,6 +231,18 @@ class Simulator(object):
         ]
         if clone_bios_uuid:
             self._arguments.append("-clone-bios-uuid")
+        if vsan:
+            self._arguments.append("-vsan")
+        if vvol:
+            self._arguments.append("-vvol")
+        if namespace_mkdir not in ("namespace", "refuse"):
+            raise ValueError("namespace_mkdir must be 'namespace' or 'refuse', "
+                             "not %r" % (namespace_mkdir,))
+        if namespace_mkdir != "namespace":
+            self._arguments += ["-namespace-mkdir", namespace_mkdir]
+        for name, members, sdrs in _pod_specs(pods):
+            self._arguments += ["-pod", "%s:%d:%s" % (
+                name, members, "sdrs" if sdrs else "nosdrs")]
         self._start_timeout = start_timeout
         self._process = None
         self._stderr = None
@@ -209,6 +250,9 @@ class Simulator(object):
         self.pid = None
         self.ca_file = None
         self.datastores = {}
+        self.datastore_types = {}
+        self.datastore_urls = {}
+        self.pods = {}
         self.vms = []
 
     def start(self):
@@ -239,6 +283,9 @@ class Simulator(object):
         self.host, self.port = parsed.hostname, parsed.port
         self.datacenter_name = ready["datacenter"]
         self.datastores = dict(ready["datastores"])
+        self.datastore_types = dict(ready.get("datastore_types") or {})
+        self.datastore_urls = dict(ready.get("datastore_urls") or {})
+        self.pods = dict(ready.get("pods") or {})
         self.ca_file = ready.get("ca_file")
         self.vms = [
             VirtualMachineRecord(vm["name"], vm["bios_uuid"], vm["instance_uuid"])
@@ -317,11 +364,21 @@ class Simulator(object):
             "username": self.username,
             "password": self.password,
             "datacenter_name": self.datacenter_name,
-            "datastore_name": sorted(self.datastores)[0] if self.datastores else None,
+            "datastore_name": self._first_datastore(),
             "ssl_verify_cert": False,
         }
         config.update(overrides)
         return config
+
+    def _first_datastore(self):
+        """
+        The first of the ``LocalDS_N`` datastores (whatever else was added),
+        or ``None``.
+        """
+        local = sorted(name for name in self.datastores
+                       if name.startswith("LocalDS_"))
+        names = local or sorted(self.datastores)
+        return names[0] if names else None
 
     def connect(self):
         """
@@ -463,8 +520,160 @@ class Simulator(object):
             Disconnect(instance)
 
 
+    def local_path(self, datastore_path):
+        """
+        :param str datastore_path: ``"[datastore] folder/file"``, in any
+            form the simulator knows (a vSAN friendly name or namespace UUID).
+        :returns: The file on this machine that the path names.
+        :raises KeyError: if there is no such datastore.
+        :raises ValueError: if it is no datastore path.
+        """
+        datastore, relative = _split_datastore_path(datastore_path)
+        return os.path.join(self.datastores[datastore], relative)
+
+    def uuid_path(self, datastore_path):
+        """
+        The form a VM reports a path in: on a vSAN or VVol datastore, with the
+        top-level folder's friendly name replaced by its namespace UUID (read
+        from the friendly name's link); any other path unchanged.
+
+        :param str datastore_path: ``"[vsanDatastore] FLOCKER/x.vmdk"``.
+        :rtype: str
+        """
+        datastore, relative = _split_datastore_path(datastore_path)
+        if self.datastore_types.get(datastore) not in ("vsan", "VVOL"):
+            return datastore_path
+        parts = relative.split("/", 1)
+        link = os.path.join(self.datastores[datastore], parts[0])
+        if not parts[0] or not os.path.islink(link):
+            return datastore_path
+        parts[0] = os.path.basename(os.readlink(link))
+        return "[%s] %s" % (datastore, "/".join(parts))
+
+    def relocate(self, vm_name, datastore_name=None, disks=None,
+                 timeout=30.0):
+        """
+        Storage vMotion: ``RelocateVM_Task`` of a VM, on a connection of our
+        own, as an operator or Storage DRS would. With ``datastore_name`` the
+        VM's files and every disk no entry of ``disks`` names move there;
+        each moved disk lands in the VM's folder on its new datastore, renamed
+        ``<vm>.vmdk``, ``<vm>_1.vmdk``... (``vcsim/relocate.go``).
+
+        :param str vm_name: One of ``vms``' names.
+        :param str datastore_name: The target datastore, or ``None`` to leave
+            the VM's files where they are.
+        :param dict disks: Disk (its ``backing.fileName`` in any form, or its
+            device key) -> datastore name, per-disk targets.
+        :raises LookupError: if there is no such VM, datastore or disk.
+        :raises RuntimeError: if the relocation fails.
+        :returns: ``{device key: backing.fileName}`` of the VM's disks after
+            the move.
+        :rtype: dict
+        """
+        from pyVim.connect import Disconnect
+        from pyVmomi import vim
+
+        instance = self.connect()
+        try:
+            content = instance.RetrieveContent()
+            vm = find_entity(content, vim.VirtualMachine, vm_name)
+            spec = vim.vm.RelocateSpec()
+            if datastore_name is not None:
+                spec.datastore = find_entity(content, vim.Datastore,
+                                             datastore_name)
+            current = [d for d in vm.config.hardware.device
+                       if isinstance(d, vim.vm.device.VirtualDisk)]
+            for disk, target in sorted((disks or {}).items(),
+                                       key=lambda item: str(item[0])):
+                found = [d for d in current if disk == d.key or (
+                    isinstance(disk, string_types) and self._same_path(
+                        disk, d.backing.fileName))]
+                if not found:
+                    raise LookupError("VM %s has no disk %r" % (vm_name, disk))
+                spec.disk.append(vim.vm.RelocateSpec.DiskLocator(
+                    diskId=found[0].key,
+                    datastore=find_entity(content, vim.Datastore, target)))
+            _wait_for_task(vm.RelocateVM_Task(spec=spec), timeout)
+            return dict(
+                (d.key, d.backing.fileName) for d in vm.config.hardware.device
+                if isinstance(d, vim.vm.device.VirtualDisk))
+        finally:
+            Disconnect(instance)
+
+    def _same_path(self, a, b):
+        return self.uuid_path(a) == self.uuid_path(b)
+
+    def set_storage_drs(self, pod_name, enabled, timeout=30.0):
+        """
+        Turn Storage DRS on or off for a datastore cluster
+        (``StorageResourceManager.ConfigureStorageDrsForPod_Task``).
+
+        :param str pod_name: One of ``pods``.
+        :param bool enabled: Whether SDRS manages the cluster.
+        :raises LookupError: if there is no such datastore cluster.
+        """
+        from pyVim.connect import Disconnect
+        from pyVmomi import vim
+
+        instance = self.connect()
+        try:
+            content = instance.RetrieveContent()
+            pod = find_entity(content, vim.StoragePod, pod_name)
+            spec = vim.storageDrs.ConfigSpec(
+                podConfigSpec=vim.storageDrs.PodConfigSpec(enabled=enabled))
+            _wait_for_task(content.storageResourceManager
+                           .ConfigureStorageDrsForPod_Task(
+                               pod=pod, spec=spec, modify=True), timeout)
+            if pod_name in self.pods:
+                self.pods[pod_name]["sdrs"] = bool(enabled)
+        finally:
+            Disconnect(instance)
+
+
 #: The extraConfig key that makes the simulator withhold a VM's properties.
 _MISSING_KEY = "vcsim.inject.missing"
+
+
+def _split_datastore_path(datastore_path):
+    """
+    :returns: (datastore, relative path) of ``"[datastore] relative"``.
+    :raises ValueError: if it is no datastore path.
+    """
+    text = to_text(datastore_path).strip()
+    if not text.startswith("[") or "]" not in text:
+        raise ValueError("not a datastore path: %r" % (datastore_path,))
+    datastore, relative = text[1:].split("]", 1)
+    return datastore, relative.strip().lstrip("/")
+
+
+def _pod_specs(pods):
+    """
+    :returns: [(name, member count, sdrs)] from ``Simulator``'s ``pods``.
+    """
+    if not pods:
+        return []
+    if isinstance(pods, dict):
+        items = sorted(pods.items())
+    else:
+        items = [(name, 2) for name in pods]
+    specs = []
+    for name, value in items:
+        name = to_text(name)
+        if not name or ":" in name:
+            raise ValueError("bad datastore cluster name %r" % (name,))
+        if isinstance(value, dict):
+            unknown = set(value) - {"datastores", "sdrs"}
+            if unknown:
+                raise ValueError("unknown datastore cluster settings %s" % (
+                    ", ".join(sorted(unknown)),))
+            members, sdrs = value.get("datastores", 2), value.get("sdrs", True)
+        else:
+            members, sdrs = value, True
+        if isinstance(members, bool) or not isinstance(members, integer_types) \
+                or members < 0:
+            raise ValueError("bad member count %r for %s" % (members, name))
+        specs.append((name, members, bool(sdrs)))
+    return specs
 
 
 def _wait_for_task(task, timeout):
@@ -529,14 +738,32 @@ def main(argv=None):
     parser.add_argument("--clone-bios-uuid", action="store_true",
                         help="the last VM shares the first VM's BIOS UUID")
     parser.add_argument("--listen", default="127.0.0.1:0")
+    parser.add_argument("--vsan", action="store_true",
+                        help="add vsanDatastore, a vSAN datastore")
+    parser.add_argument("--vvol", action="store_true",
+                        help="add vvolDatastore, a VVol datastore")
+    parser.add_argument("--pod", action="append", default=[],
+                        metavar="NAME[:DATASTORES[:sdrs|nosdrs]]",
+                        help="a datastore cluster with new member datastores "
+                        "(default 2, Storage DRS on); repeatable")
     options = parser.parse_args(argv)
 
+    pods = {}
+    for value in options.pod:
+        parts = value.split(":")
+        try:
+            pods[parts[0]] = {
+                "datastores": int(parts[1]) if len(parts) > 1 else 2,
+                "sdrs": parts[2] not in ("nosdrs", "off") if len(parts) > 2 else True}
+        except ValueError:
+            parser.error("bad --pod %r" % (value,))
     simulator = Simulator(
         vms=options.vms, hosts=options.hosts, clusters=options.clusters,
         cluster_hosts=options.cluster_hosts, datastores=options.datastores,
         username=options.username, password=options.password,
         delay_ms=options.delay_ms, clone_bios_uuid=options.clone_bios_uuid,
-        listen=options.listen)
+        listen=options.listen, vsan=options.vsan, vvol=options.vvol,
+        pods=pods)
     # A service manager or `timeout` stops us with SIGTERM: leave as on Ctrl-C,
     # through the `finally` below that stops the simulator.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
@@ -549,11 +776,20 @@ def main(argv=None):
         print("# vCenter simulator at %s (pid %s)" % (
             simulator.url, simulator.pid))
         for name, path in sorted(simulator.datastores.items()):
-            print("# datastore %s: %s" % (name, path))
+            print("# datastore %s (%s): %s" % (
+                name, simulator.datastore_types.get(name), path))
+        for name, pod in sorted(simulator.pods.items()):
+            print("# datastore cluster %s (Storage DRS %s): %s" % (
+                name, "on" if pod["sdrs"] else "off",
+                ", ".join(pod["datastores"])))
         for vm in simulator.vms:
             print("# VM %s: bios uuid %s, instance uuid %s" % (
                 vm.name, vm.bios_uuid, vm.instance_uuid))
-        print(yaml.safe_dump({"dataset": simulator.dataset_config()},
+        # Verified against the simulator's own certificate, as a real
+        # vCenter's should be: following the README shows no TLS warning.
+        tls = ({"ssl_verify_cert": True, "ssl_ca_file": simulator.ca_file}
+               if simulator.ca_file else {})
+        print(yaml.safe_dump({"dataset": simulator.dataset_config(**tls)},
                              default_flow_style=False), end="")
         sys.stdout.flush()
         while simulator.running:

@@ -1,6 +1,8 @@
 package main
 
-// Datastore search as vSphere answers it for VMDKs.
+// Datastore search as vSphere answers it for VMDKs; on vSAN and VVol
+// datastores, with top-level folders by their friendly names
+// (namespaceResults in namespaces.go).
 
 import (
 	"os"
@@ -109,15 +111,17 @@ func allocated(file string) int64 {
 	return st.Size()
 }
 
-func (b *Browser) complete(ref types.ManagedObjectReference, spec *types.HostDatastoreBrowserSearchSpec) {
+func (b *Browser) complete(ref types.ManagedObjectReference, searched string, spec *types.HostDatastoreBrowserSearchSpec) {
 	t := taskOf(ref)
 	switch r := t.Info.Result.(type) {
 	case types.HostDatastoreBrowserSearchResults:
 		describeDisks(spec, &r)
+		namespaceResults(searched, spec, &r)
 		t.Info.Result = r
 	case types.ArrayOfHostDatastoreBrowserSearchResults:
 		for i := range r.HostDatastoreBrowserSearchResults {
 			describeDisks(spec, &r.HostDatastoreBrowserSearchResults[i])
+			namespaceResults(searched, spec, &r.HostDatastoreBrowserSearchResults[i])
 		}
 	}
 }
@@ -126,7 +130,7 @@ func (b *Browser) complete(ref types.ManagedObjectReference, spec *types.HostDat
 func (b *Browser) SearchDatastoreTask(req *types.SearchDatastore_Task) soap.HasFault {
 	prepare(req.SearchSpec)
 	res := b.HostDatastoreBrowser.SearchDatastoreTask(req).(*methods.SearchDatastore_TaskBody)
-	b.complete(res.Res.Returnval, req.SearchSpec)
+	b.complete(res.Res.Returnval, req.DatastorePath, req.SearchSpec)
 	return res
 }
 
@@ -134,6 +138,6 @@ func (b *Browser) SearchDatastoreTask(req *types.SearchDatastore_Task) soap.HasF
 func (b *Browser) SearchDatastoreSubFoldersTask(req *types.SearchDatastoreSubFolders_Task) soap.HasFault {
 	prepare(req.SearchSpec)
 	res := b.HostDatastoreBrowser.SearchDatastoreSubFoldersTask(req).(*methods.SearchDatastoreSubFolders_TaskBody)
-	b.complete(res.Res.Returnval, req.SearchSpec)
+	b.complete(res.Res.Returnval, req.DatastorePath, req.SearchSpec)
 	return res
 }

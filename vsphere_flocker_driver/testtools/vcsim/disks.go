@@ -7,6 +7,8 @@ package main
 // UUID from a hash of the path and ignores SetVirtualDiskUuid. vSphere writes a
 // text descriptor (capacity, provisioning, ddb.uuid) next to a "-flat" extent
 // of the full capacity; the driver and its tests read all of that back.
+// The UUID lives in the descriptor, so it follows the disk wherever it is
+// moved (MoveVirtualDisk, Storage vMotion in relocate.go) or renamed.
 
 import (
 	"bufio"
@@ -282,8 +284,16 @@ func (m *DiskManager) CreateVirtualDiskTask(ctx *simulator.Context, req *types.C
 			fault = &types.FileAlreadyExists{FileFault: types.FileFault{File: req.Name}}
 		}
 	}
+	msg := fmt.Sprintf("Cannot complete the operation: %s", req.Name)
+	if n, top, rest, ok := splitTop(req.Name); fault == nil && ok && top != "" && rest == "" {
+		// vSAN and VVol hold no files at the top level, only namespaces
+		// (govmomi issue 654).
+		reason := "Function not implemented"
+		fault = &types.SystemError{Reason: reason}
+		msg = fmt.Sprintf("A general system error occurred: %s (cannot create %s at the top level of %s)", reason, top, n.name)
+	}
 	if fault != nil {
-		ref := failTask(m, "createVirtualDisk", fault, fmt.Sprintf("Cannot complete the operation: %s", req.Name))
+		ref := failTask(m, "createVirtualDisk", fault, msg)
 		fixTaskEntity(ref, req.Datacenter)
 		body.Res.Returnval = ref
 		return body
@@ -303,6 +313,7 @@ func (m *DiskManager) CreateVirtualDiskTask(ctx *simulator.Context, req *types.C
 		}
 	}
 	fixTaskEntity(ref, req.Datacenter)
+	refreshSpace()
 	return res
 }
 
@@ -326,6 +337,10 @@ func (m *DiskManager) DeleteVirtualDiskTask(ctx *simulator.Context, req *types.D
 	}
 	res := m.VirtualDiskManager.DeleteVirtualDiskTask(ctx, req).(*methods.DeleteVirtualDisk_TaskBody)
 	fixTaskEntity(res.Res.Returnval, req.Datacenter)
+	if !internal {
+		// 0.24's ReconfigVM, the internal caller, refreshes when it is done.
+		refreshSpace()
+	}
 	return res
 }
 
@@ -386,4 +401,53 @@ func loadDisk(name string) (*descriptor, types.BaseMethodFault) {
 		}
 	}
 	return d, nil
+}
+
+// pointAtExtent makes a moved or copied descriptor name its own extent
+// (0.24 moves and copies both files but leaves the descriptor naming the
+// old one).
+func pointAtExtent(name string) {
+	file, fault := localPath(name)
+	if fault != nil {
+		return
+	}
+	d, err := readDescriptor(file)
+	if err != nil || d == nil || d.Extent == path.Base(flatName(file)) {
+		return
+	}
+	d.Extent = path.Base(flatName(file))
+	_ = saveDescriptor(file, d)
+}
+
+// MoveVirtualDiskTask moves a disk as 0.24 does, refusing one a running VM
+// holds (FileLocked), and keeps its descriptor, so its ddb.uuid, with it.
+func (m *DiskManager) MoveVirtualDiskTask(ctx *simulator.Context, req *types.MoveVirtualDisk_Task) soap.HasFault {
+	diskMu.Lock()
+	defer diskMu.Unlock()
+	if holder := lockHolder(req.SourceName, nil); holder != nil {
+		ref := failTask(m, "moveVirtualDisk",
+			&types.FileLocked{FileFault: types.FileFault{File: req.SourceName}},
+			fmt.Sprintf("Unable to access file %s since it is locked", req.SourceName))
+		fixTaskEntity(ref, req.SourceDatacenter)
+		return &methods.MoveVirtualDisk_TaskBody{Res: &types.MoveVirtualDisk_TaskResponse{Returnval: ref}}
+	}
+	res := m.VirtualDiskManager.MoveVirtualDiskTask(ctx, req).(*methods.MoveVirtualDisk_TaskBody)
+	if taskOf(res.Res.Returnval).Info.State == types.TaskInfoStateSuccess {
+		pointAtExtent(req.DestName)
+	}
+	fixTaskEntity(res.Res.Returnval, req.SourceDatacenter)
+	refreshSpace()
+	return res
+}
+
+// CopyVirtualDiskTask copies a disk as 0.24 does, the copy's descriptor
+// naming its own extent.
+func (m *DiskManager) CopyVirtualDiskTask(ctx *simulator.Context, req *types.CopyVirtualDisk_Task) soap.HasFault {
+	res := m.VirtualDiskManager.CopyVirtualDiskTask(ctx, req).(*methods.CopyVirtualDisk_TaskBody)
+	if taskOf(res.Res.Returnval).Info.State == types.TaskInfoStateSuccess {
+		pointAtExtent(req.DestName)
+	}
+	fixTaskEntity(res.Res.Returnval, req.SourceDatacenter)
+	refreshSpace()
+	return res
 }

@@ -4,8 +4,11 @@
 // between running VMs, SCSI unit rules, SearchIndex.FindAllByUuid,
 // privilege checks that follow permissions, datastores that become
 // inaccessible when their storage (folder) goes away, VMs' config.changeVersion
-// (optimistic concurrency) and, on demand, answers that are only partial
-// (missingSet).
+// (optimistic concurrency), on demand answers that are only partial
+// (missingSet) and, as opt-ins, vSAN and VVol datastores whose top-level
+// folders are namespaces (namespaces.go), datastore clusters under Storage
+// DRS (pods.go) and Storage vMotion that moves and renames disks
+// (relocate.go).
 //
 // It prints one JSON line describing the inventory once it listens, then
 // serves until SIGINT or SIGTERM (or, with -stdin-watch, until stdin
@@ -14,6 +17,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -25,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 
 	_ "github.com/vmware/govmomi/pbm/simulator"
@@ -36,6 +41,11 @@ type vmInfo struct {
 	InstanceUUID string `json:"instance_uuid"`
 }
 
+type podInfo struct {
+	Datastores []string `json:"datastores"`
+	SDRS       bool     `json:"sdrs"`
+}
+
 type ready struct {
 	URL        string            `json:"url"`
 	Datacenter string            `json:"datacenter"`
@@ -43,6 +53,11 @@ type ready struct {
 	VMs        []vmInfo          `json:"vms"`
 	PID        int               `json:"pid"`
 	CAFile     string            `json:"ca_file"`
+	// DatastoreTypes is each datastore's summary.type, DatastoreURLs its
+	// summary.url (on vSAN and VVol, "ds:///vmfs/volumes/<uuid>/").
+	DatastoreTypes map[string]string  `json:"datastore_types"`
+	DatastoreURLs  map[string]string  `json:"datastore_urls"`
+	Pods           map[string]podInfo `json:"pods"`
 }
 
 // wrap replaces the simulator's objects with this program's versions, keeping
@@ -55,6 +70,12 @@ func wrap(cloneBiosUUID bool) {
 	simulator.Map.Put(&Index{*si})
 
 	wrapStorageSystems()
+	wrapStorageManager()
+	if len(spaceDatastores) != 0 {
+		wrapViews()
+	}
+	addNamespaceManager()
+	addFiles()
 
 	for _, e := range simulator.Map.All("Datastore") {
 		ds := e.(*simulator.Datastore)
@@ -94,9 +115,29 @@ func describe(u *url.URL) ready {
 			r.Datacenter = e.Entity().Name
 		}
 	}
+	r.DatastoreTypes, r.DatastoreURLs, r.Pods = map[string]string{}, map[string]string{}, map[string]podInfo{}
 	for _, e := range simulator.Map.All("Datastore") {
 		ds := e.(*simulator.Datastore)
 		r.Datastores[ds.Name] = ds.Info.GetDatastoreInfo().Url
+		r.DatastoreTypes[ds.Name] = ds.Summary.Type
+		r.DatastoreURLs[ds.Name] = ds.Summary.Url
+	}
+	for _, e := range simulator.Map.All("StoragePod") {
+		pod, ok := e.(*simulator.StoragePod)
+		if !ok {
+			continue
+		}
+		info := podInfo{Datastores: []string{}}
+		if pod.PodStorageDrsEntry != nil {
+			info.SDRS = pod.PodStorageDrsEntry.StorageDrsConfig.PodConfig.Enabled
+		}
+		for _, ref := range pod.ChildEntity {
+			if ds, ok := simulator.Map.Get(ref).(*simulator.Datastore); ok {
+				info.Datastores = append(info.Datastores, ds.Name)
+			}
+		}
+		sort.Strings(info.Datastores)
+		r.Pods[pod.Name] = info
 	}
 	r.VMs = []vmInfo{}
 	for _, e := range simulator.Map.All("VirtualMachine") {
@@ -108,6 +149,43 @@ func describe(u *url.URL) ready {
 	}
 	sort.Slice(r.VMs, func(i, j int) bool { return r.VMs[i].Name < r.VMs[j].Name })
 	return r
+}
+
+// addStorage adds the opt-in datastores and datastore clusters through an
+// in-process client, as an administrator would, before anything is wrapped.
+func addStorage(svc *simulator.Service, vsan, vvol bool, pods podFlags) error {
+	if !vsan && !vvol && len(pods) == 0 {
+		return nil
+	}
+	ctx := context.Background()
+	c, err := vim25.NewClient(ctx, svc)
+	if err != nil {
+		return err
+	}
+	kinds := []struct {
+		on   bool
+		name string
+		kind types.HostFileSystemVolumeFileSystemType
+	}{
+		{vsan, "vsanDatastore", types.HostFileSystemVolumeFileSystemTypeVsan},
+		{vvol, "vvolDatastore", types.HostFileSystemVolumeFileSystemTypeVVOL},
+	}
+	for _, k := range kinds {
+		if !k.on {
+			continue
+		}
+		ds, err := addDatastore(ctx, c, k.name)
+		if err != nil {
+			return err
+		}
+		makeNamespaceDatastore(ds, string(k.kind))
+	}
+	for _, pod := range pods {
+		if err := addPod(ctx, c, pod); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func main() {
@@ -122,7 +200,21 @@ func main() {
 	delay := flag.Int("delay", 0, "milliseconds added to every SOAP call")
 	cloneBiosUUID := flag.Bool("clone-bios-uuid", false, "give the last VM (by name) the first VM's BIOS UUID")
 	stdinWatch := flag.Bool("stdin-watch", false, "exit when stdin reaches end of file (parent died)")
+	vsan := flag.Bool("vsan", false, "add vsanDatastore, a vSAN datastore (namespaces.go)")
+	vvol := flag.Bool("vvol", false, "add vvolDatastore, a VVol datastore (namespaces.go)")
+	namespaceMkdir := flag.String("namespace-mkdir", "namespace",
+		"FileManager.MakeDirectory at the top level of vSAN and VVol: namespace (make a namespace object) or refuse (CannotCreateFile)")
+	var pods podFlags
+	flag.Var(&pods, "pod", "NAME[:DATASTORES[:sdrs|nosdrs]]: a datastore cluster NAME with new member datastores NAME_DS0, ... (default 2, sdrs); repeatable")
 	flag.Parse()
+	switch *namespaceMkdir {
+	case "namespace":
+	case "refuse":
+		refuseTopLevelMkdir = true
+	default:
+		fmt.Fprintln(os.Stderr, "vcsim: -namespace-mkdir must be namespace or refuse")
+		os.Exit(2)
+	}
 
 	m := simulator.VPX()
 	m.Host = *hosts
@@ -130,14 +222,29 @@ func main() {
 	m.ClusterHost = *clusterHosts
 	m.Machine = *vms
 	m.Datastore = *datastores
-	m.DelayConfig.Delay = *delay
 	if err := m.Create(); err != nil {
 		fmt.Fprintln(os.Stderr, "vcsim: cannot create the model:", err)
 		m.Remove()
 		os.Exit(1)
 	}
 	defer m.Remove()
+	defer func() {
+		for _, dir := range addedDirs {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	if err := addStorage(m.Service, *vsan, *vvol, pods); err != nil {
+		fmt.Fprintln(os.Stderr, "vcsim: cannot add the datastores:", err)
+		for _, dir := range addedDirs {
+			_ = os.RemoveAll(dir)
+		}
+		m.Remove()
+		os.Exit(1)
+	}
+	// The delay applies to clients' calls, not to building the inventory.
+	m.DelayConfig.Delay = *delay
 	wrap(*cloneBiosUUID)
+	refreshSpace()
 	wrapAuthz(*username)
 
 	tlsDir, err := os.MkdirTemp("", "vcsim-tls-")
@@ -160,6 +267,9 @@ func main() {
 	}
 	s := m.Service.NewServer()
 	defer s.Close()
+	if len(namespaceDatastores) != 0 {
+		registerIntercept(m.Service, s.URL.Hostname(), "localhost", "127.0.0.1")
+	}
 
 	u := *s.URL
 	u.User = nil

@@ -2,12 +2,15 @@ package main
 
 // VirtualMachine behaviour that govmomi 0.24 lacks and a volume driver meets
 // on vSphere: disk identities on attached devices, file locks between VMs,
-// SCSI unit rules, controller device lists and extraConfig updates; see also
-// changeversion.go (config.changeVersion) and missing.go (partial answers).
+// SCSI unit rules, controller device lists, extraConfig updates and disk
+// paths in the form each datastore type reports them; see also
+// changeversion.go (config.changeVersion), missing.go (partial answers) and
+// relocate.go (Storage vMotion).
 
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"sort"
 
 	"github.com/vmware/govmomi/object"
@@ -65,13 +68,33 @@ func diskFiles(vm *mo.VirtualMachine) map[*types.VirtualDisk]string {
 	return files
 }
 
+// datastoreOf returns the datastore name of a datastore path.
+func datastoreOf(name string) string {
+	var p object.DatastorePath
+	if !p.FromString(name) {
+		return ""
+	}
+	return p.Datastore
+}
+
+// sameFile tells whether two datastore paths name the same file: on vSAN
+// and VVol datastores a friendly name and a namespace UUID do (namespaces.go).
 func sameFile(a, b string) bool {
 	la, fa := localPath(a)
 	lb, fb := localPath(b)
 	if fa != nil || fb != nil {
 		return a == b
 	}
-	return path.Clean(la) == path.Clean(lb)
+	la, lb = path.Clean(la), path.Clean(lb)
+	if la == lb {
+		return true
+	}
+	if len(namespaceDatastores) == 0 {
+		return false
+	}
+	ra, ea := filepath.EvalSymlinks(la)
+	rb, eb := filepath.EvalSymlinks(lb)
+	return ea == nil && eb == nil && ra == rb
 }
 
 // lockHolder returns a powered-on VM other than except that has the disk
@@ -220,14 +243,24 @@ func (vm *VM) checkDeviceChanges(spec *types.VirtualMachineConfigSpec) (types.Ba
 
 // syncDevices brings the device list to what vSphere reports: each disk's
 // backing.uuid and capacity come from its descriptor (disks 0.24 created
-// empty get one now, with the capacity the spec asked for), and each
-// controller lists the keys of its devices in `device`.
+// empty get one now, with the capacity the spec asked for), a disk on a
+// vSAN or VVol datastore is named in its namespace's UUID form
+// (namespaces.go), and each controller lists the keys of its devices in
+// `device`.
 func (vm *VM) syncDevices() {
 	devices := vm.Config.Hardware.Device
 	for disk, file := range diskFiles(&vm.VirtualMachine.VirtualMachine) {
 		b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
 		if !ok {
 			continue
+		}
+		if canonical := uuidPath(file); canonical != file {
+			file = canonical
+			b.FileName = canonical
+			if n := namespaceDatastore(datastoreOf(file)); n != nil {
+				ref := n.ref
+				b.Datastore = &ref
+			}
 		}
 		local, fault := localPath(file)
 		if fault != nil {
@@ -315,6 +348,7 @@ func (vm *VM) ReconfigVMTask(ctx *simulator.Context, req *types.ReconfigVM_Task)
 	if taskOf(res.Res.Returnval).Info.State == types.TaskInfoStateSuccess {
 		vm.sync()
 		vm.bumpChangeVersion()
+		refreshSpace()
 	}
 	return res
 }
