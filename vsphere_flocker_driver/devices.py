@@ -50,16 +50,20 @@ def normalise_disk_uuid(uuid):
     return digits
 
 
-def find_disk(devices, file_name):
+def find_disk(devices, file_name, as_named=lambda name: name):
     """
     The ``VirtualDisk`` among ``devices`` backed by ``file_name``, or ``None``.
 
     :param devices: a VM's ``config.hardware.device``.
     :param text file_name: ``[datastore] folder/file.vmdk``.
+    :param as_named: Turns a backing's file name into the form
+        ``file_name`` has (on vSAN and VVol datastores VMs name disks
+        through their folder's namespace UUID).
     """
     for device in devices or ():
         if isinstance(device, vim.vm.device.VirtualDisk):
-            if getattr(device.backing, "fileName", None) == file_name:
+            name = getattr(device.backing, "fileName", None)
+            if name and as_named(name) == file_name:
                 return device
     return None
 

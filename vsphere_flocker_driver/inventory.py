@@ -42,12 +42,19 @@ class Datastore(PClass):
     :ivar browser: Its ``HostDatastoreBrowser``.
     :ivar kind: ``summary.type`` (``VMFS``, ``NFS``, ``vsan`` ...), or ``None``.
     :ivar accessible: ``summary.accessible``, or ``None`` when not reported.
+    :ivar url: ``summary.url`` (``ds:///vmfs/volumes/.../``), or ``None``.
+    :ivar bool namespaces: Its top-level folders are namespace objects
+        (vSAN, VVol: ``capability.topLevelDirectoryCreateSupported`` is
+        false), made through the ``DatastoreNamespaceManager`` and named by
+        UUID in the paths VMs report.
     """
     name = field(type=text_type, mandatory=True)
     ref = field(mandatory=True)
     browser = field(mandatory=True)
     kind = field(type=(text_type, type(None)), mandatory=True)
     accessible = field(type=(bool, type(None)), mandatory=True)
+    url = field(type=(text_type, type(None)), initial=None)
+    namespaces = field(type=bool, initial=False)
 
 
 class Inventory(PClass):
@@ -63,7 +70,9 @@ class Inventory(PClass):
     policies = field(type=dict, mandatory=True)
 
 
-_DATASTORE_PROPERTIES = ["name", "browser", "summary.accessible", "summary.type"]
+_DATASTORE_PROPERTIES = ["name", "browser", "summary.accessible",
+                         "summary.type", "summary.url",
+                         "capability.topLevelDirectoryCreateSupported"]
 
 
 def datastore_refusal(datastore):
@@ -71,20 +80,14 @@ def datastore_refusal(datastore):
     Why the driver cannot keep volumes on ``datastore``, as ``(problem,
     fix)``, or ``None`` when it can.
 
-    On vSAN and Virtual Volumes datastores an attached disk's file name is
-    reported through the folder's namespace UUID, not the folder's name, so
-    the driver could not tell which VM holds a volume, and might attach it
-    twice.  An inaccessible datastore (its storage or host connection lost)
-    can neither be searched nor hold a new disk.
+    An inaccessible datastore (its storage or host connection lost) can
+    neither be searched nor hold a new disk.  (vSAN and Virtual Volumes
+    datastores are used as any other: see ``VsphereOperations``'s
+    namespaces.)
     """
     if datastore.accessible is False:
         return ("is not accessible (its storage or its hosts' connection to "
                 "it is lost)", "bring the datastore back, or choose another")
-    if (datastore.kind or "").lower() in ("vsan", "vvol"):
-        return ("is a {} datastore, which this driver does not support: "
-                "attached disks there are named by namespace UUID, so "
-                "attachments could not be told".format(datastore.kind),
-                "use a VMFS or NFS datastore")
     return None
 
 
@@ -168,7 +171,10 @@ class InventoryLookup(object):
         return usable_datastore(self._config, Datastore(
             name=name, ref=answer.obj, browser=values["browser"],
             kind=_optional_text(values.get("summary.type")),
-            accessible=values.get("summary.accessible")))
+            accessible=values.get("summary.accessible"),
+            url=_optional_text(values.get("summary.url")),
+            namespaces=values.get(
+                "capability.topLevelDirectoryCreateSupported") is False))
 
     def storage_policies(self):
         """

@@ -317,6 +317,8 @@ class VsphereOperations(object):
         self.config = config
         self._lookup = lookup
         self._folders_made = set()
+        # Datastores whose volume folder's namespace this process made.
+        self._namespaces = set()
         # Concurrent reconfigurations of one VM fail in vSphere
         # (TaskInProgress): within this process they are serialised per VM.
         self._vm_locks = {}
@@ -355,11 +357,18 @@ class VsphereOperations(object):
         return disks
 
     def ensure_folder(self, folder):
-        """Create the datastore folder ``folder`` (and its parents) if missing."""
+        """
+        Create the datastore folder ``folder`` (and its parents) if missing;
+        on a datastore whose top-level folders are namespaces (vSAN, VVol),
+        the top one through the ``DatastoreNamespaceManager``.
+        """
         key = text_type(folder)
         if key in self._folders_made:
             return
         content = self.vcenter.content()
+        datastore = self.inventory().datastores[folder.datastore]
+        if datastore.namespaces:
+            self._ensure_namespace(datastore)
         try:
             self.vcenter.call(
                 content.fileManager.MakeDirectory, name=key,
@@ -368,6 +377,47 @@ class VsphereOperations(object):
         except vim.fault.FileAlreadyExists:
             pass
         self._folders_made.add(key)
+
+    def _ensure_namespace(self, datastore):
+        """The volume folder's namespace on ``datastore``, made if missing."""
+        if datastore.name in self._namespaces:
+            return
+        content = self.vcenter.content()
+        try:
+            self.vcenter.call(
+                content.datastoreNamespaceManager.CreateDirectory,
+                datastore=datastore.ref, displayName=self.config.volume_folder)
+            log_message(FOLDER_CREATED, disk_path="[{}] {}".format(
+                datastore.name, self.config.volume_folder))
+        except vim.fault.FileAlreadyExists:
+            pass
+        self._namespaces.add(datastore.name)
+
+    def _as_named(self):
+        """
+        A function giving the file name of a disk as a VM reports it in the
+        form this driver names it.
+
+        On vSAN and VVol datastores VMs name the volume folder (a namespace)
+        by its UUID: ``[vsanDatastore] 5a1b.../<cluster id>/gold/x.vmdk``
+        is ``[vsanDatastore] FLOCKER/<cluster id>/gold/x.vmdk``.  The
+        cluster's folder, named by its (random) cluster id, tells it apart.
+        """
+        namespaced = set(name for name, datastore
+                         in self.inventory().datastores.items()
+                         if datastore.namespaces)
+        cluster = text_type(self.config.cluster_id)
+        folder = self.config.volume_folder
+
+        def as_named(file_name):
+            path = DatastorePath.parse(file_name)
+            if path is None or path.datastore not in namespaced:
+                return file_name
+            rest = path.path.partition("/")[2]
+            if rest.partition("/")[0] != cluster:
+                return file_name
+            return text_type(path.set(path="{}/{}".format(folder, rest)))
+        return as_named
 
     @_refused_as("create a disk")
     def create_disk(self, path, dataset_id, capacity_kb, disk_type,
@@ -477,6 +527,7 @@ class VsphereOperations(object):
         vms = []
         disks = []
         unknown = []
+        as_named = self._as_named()
         for answer in self._retrieve_vms(_VM_PROPERTIES + [DEVICES]):
             record = _record(answer)
             vms.append(record)
@@ -484,7 +535,7 @@ class VsphereOperations(object):
                 unknown.append(record)
                 continue
             for file_name, uuid in attached_disks(answer.values.get(DEVICES)):
-                path = DatastorePath.parse(file_name)
+                path = DatastorePath.parse(as_named(file_name))
                 if path is not None and layout.contains(path):
                     disks.append(Attachment(
                         path=path, vm=record, disk_uuid=_disk_uuid_or_none(uuid)))
@@ -557,7 +608,8 @@ class VsphereOperations(object):
 
         def attach():
             devices, version = self._vm_config(vm)
-            if find_disk(devices, text_type(path)) is not None:
+            if find_disk(devices, text_type(path),
+                         self._as_named()) is not None:
                 # Another thread or node attached it here meanwhile.
                 raise DiskLocked(text_type(path))
             spec = attach_disk_spec(devices, text_type(path), capacity_kb,
@@ -584,7 +636,7 @@ class VsphereOperations(object):
         """
         def detach():
             devices, version = self._vm_config(vm)
-            disk = find_disk(devices, text_type(path))
+            disk = find_disk(devices, text_type(path), self._as_named())
             if disk is None:
                 raise DiskGone(text_type(path))
             spec = detach_disk_spec(disk)

@@ -1,0 +1,121 @@
+"""
+The driver on datastores whose top-level folders are namespace objects
+(vSAN and VVol), where VMs name attached disks through the folder's UUID:
+Flocker's conformance rules, and the original driver's own example
+configuration, which names a vSAN datastore.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import io
+import os
+import uuid
+
+import pytest
+import yaml
+
+from vsphere_flocker_driver import FLOCKER_BACKEND, vsphere_from_configuration
+from vsphere_flocker_driver.testtools.conformance import (
+    IBlockDeviceAPIConformance, detach_destroy_volumes,
+)
+from vsphere_flocker_driver.testtools.simulator import Simulator
+
+from .conftest import set_disk_enable_uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GiB = 1024 ** 3
+
+#: The datastore each kind of simulator adds.
+DATASTORES = {"vsan": "vsanDatastore", "vvol": "vvolDatastore"}
+
+
+@pytest.fixture(scope="module", params=sorted(DATASTORES))
+def simulator(request):
+    """
+    A simulator with a vSAN (or VVol) datastore that, as vSphere does,
+    refuses top-level folders made any other way than as namespaces.
+    """
+    kind = request.param
+    with Simulator(vms=2, clusters=0, namespace_mkdir="refuse",
+                   **{kind: True}) as sim:
+        content = sim.connect().RetrieveContent()
+        for vm in sim.vms:
+            set_disk_enable_uuid(content, vm.name, True)
+        sim.kind = kind
+        yield sim
+
+
+@pytest.fixture
+def dataset_config(simulator):
+    config = simulator.dataset_config(
+        datastore_name=DATASTORES[simulator.kind])
+    config.pop("backend")
+    return config
+
+
+@pytest.fixture
+def minimum_size():
+    return GiB
+
+
+@pytest.fixture
+def unknown_blockdevice_id():
+    return type(u"")(uuid.uuid4())
+
+
+@pytest.fixture
+def guest(simulator, virtual_guest):
+    return virtual_guest(simulator.vms[0])
+
+
+@pytest.fixture
+def api(guest, dataset_config, logger):
+    api = vsphere_from_configuration(
+        cluster_id=uuid.uuid4(), guest_root=guest.root, device_timeout=10,
+        **dataset_config)
+    yield api
+    detach_destroy_volumes(api)
+
+
+@pytest.fixture
+def another_node_id(simulator):
+    return simulator.vms[1].instance_uuid
+
+
+class TestNamespaceDatastoreConformance(IBlockDeviceAPIConformance):
+    """Every rule of Flocker's contract, on vSAN and on VVol."""
+
+
+def test_attached_disks_are_named_by_uuid_yet_known(api, simulator, vcenter):
+    """The VM names the disk through the namespace UUID; the driver knows it."""
+    from .conftest import vm_devices
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.attach_volume(volume.blockdevice_id, simulator.vms[1].instance_uuid)
+    names = [device.backing.fileName
+             for device in vm_devices(vcenter, simulator.vms[1].name)
+             if volume.blockdevice_id in getattr(device.backing, "fileName", "")]
+    [name] = names
+    # "[vsanDatastore] 5a1b.../<cluster>/bronze/<dataset>.vmdk"
+    assert not name.split("] ", 1)[1].startswith("FLOCKER/")
+    assert [v.attached_to for v in api.list_volumes()] == [
+        simulator.vms[1].instance_uuid]
+    api.detach_volume(volume.blockdevice_id)
+    assert [v.attached_to for v in api.list_volumes()] == [None]
+
+
+def test_the_original_drivers_example_works_as_written(simulator, logger):
+    """Its agent.yml names vsanDatastore; only the address is changed."""
+    if simulator.kind != "vsan":
+        pytest.skip("the original's example names a vSAN datastore")
+    with io.open(os.path.join(HERE, "data", "original-agent.yml")) as f:
+        dataset = dict(yaml.safe_load(f)["dataset"])
+    assert dataset.pop("backend") == "vsphere_flocker_plugin"
+    assert dataset["datastore_name"] == "vsanDatastore"
+    for key in ("vc_ip", "username", "password", "datacenter_name"):
+        dataset[key] = simulator.dataset_config()[key]
+    dataset["vc_port"] = simulator.port
+    api = FLOCKER_BACKEND.api_factory(cluster_id=uuid.uuid4(), **dataset)
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    assert api.list_volumes() == [volume]
+    api.destroy_volume(volume.blockdevice_id)
+    assert api.list_volumes() == []
