@@ -49,6 +49,9 @@ VM_PRIVILEGES = ("VirtualMachine.Config.AddExistingDisk",
                  "VirtualMachine.Config.AddRemoveDevice",
                  "VirtualMachine.Config.RemoveDisk")
 DATACENTER_PRIVILEGES = ("System.Read", "System.View")
+#: On vSAN and VVol datastores, making the volume folder's namespace
+#: (DatastoreNamespaceManager.CreateDirectory).
+NAMESPACE_PRIVILEGES = ("Datastore.Config",)
 POLICY_PRIVILEGES = ("StorageProfile.View",)
 
 #: Privileges without which only an optional feature is lost: a warning.
@@ -334,10 +337,13 @@ def check_privileges(context):
     targets = operator.privilege_targets(
         vm=context.vm, policies=any(profile.storage_policy
                                     for profile in config.profiles.values()))
-    privileges = dict(
-        datacenter=DATACENTER_PRIVILEGES, datastore=DATASTORE_PRIVILEGES,
-        vm=VM_PRIVILEGES + tuple(sorted(OPTIONAL_PRIVILEGES)),
-        policies=POLICY_PRIVILEGES)
+    privileges = {
+        "datacenter": DATACENTER_PRIVILEGES,
+        "datastore": DATASTORE_PRIVILEGES,
+        "namespace datastore": DATASTORE_PRIVILEGES + NAMESPACE_PRIVILEGES,
+        "vm": VM_PRIVILEGES + tuple(sorted(OPTIONAL_PRIVILEGES)),
+        "policies": POLICY_PRIVILEGES,
+    }
     missing = operator.missing_privileges(
         [(target.handle, privileges[target.kind]) for target in targets])
     results = []

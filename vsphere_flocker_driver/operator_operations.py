@@ -24,7 +24,8 @@ class PrivilegeTarget(namedtuple("PrivilegeTarget", ["kind", "label", "handle"])
     """
     Something the driver touches, whose privileges an operator checks.
 
-    :ivar text kind: ``datacenter``, ``datastore``, ``vm`` or ``policies``.
+    :ivar text kind: ``datacenter``, ``datastore``, ``namespace datastore``
+        (vSAN, VVol), ``vm`` or ``policies``.
     :ivar text label: How the operator knows it.
     :ivar handle: For ``missing_privileges`` (opaque to callers).
     """
@@ -160,8 +161,11 @@ class VsphereOperatorOperations(object):
                 datastore = self._lookup.datastore(name)
             except DriverError:
                 continue  # refused: its privileges do not matter
+            # vSAN and VVol: the volume folder is a namespace, made with
+            # DatastoreNamespaceManager.CreateDirectory.
             targets.append(PrivilegeTarget(
-                "datastore", "datastore {}".format(name), datastore.ref))
+                "namespace datastore" if datastore.namespaces else "datastore",
+                "datastore {}".format(name), datastore.ref))
         if vm is not None:
             targets.append(PrivilegeTarget("vm", "VM {}".format(vm.name),
                                            vm.ref))
