@@ -109,7 +109,9 @@ class TCPProxy(object):
                         client.sendall(data[start:start + size])
                         if self._closed.wait(interval):
                             return
-        except (socket.error, ValueError):
+        except (socket.error, select.error, ValueError):
+            # A connection dropped under select (Python 2.7 says so with
+            # select.error, not socket.error).
             return
         finally:
             _close(client)
