@@ -277,13 +277,76 @@ def test_peer_to_peer_backend_is_refused(write_config, backend_module):
             "deployer_type p2p", "DeployerType.block")
 
 
-def test_missing_required_key_is_refused(write_config):
-    dataset = dict(VALID_DATASET)
-    del dataset["vc_ip"]
-    del dataset["datastore_name"]
+#: What a backend declaring required keys is given, as the original driver
+#: declared them.
+REQUIRED = ("vc_ip", "username", "datacenter_name", "datastore_name")
+
+
+@pytest.fixture
+def strict_backend(backend_module):
+    """A backend module that declares ``REQUIRED``: its name."""
+    return backend_module(fake_backend(required=REQUIRED))
+
+
+def strict_dataset(backend, **changes):
+    dataset = dict(VALID_DATASET, backend=backend)
+    for key, value in changes.items():
+        if value is None:
+            dataset.pop(key)
+        else:
+            dataset[key] = value
+    return dataset
+
+
+def test_missing_required_key_is_refused(write_config, strict_backend):
+    refused(write_config(agent_yml(strict_dataset(
+        strict_backend, vc_ip=None, datastore_name=None))),
+            "{} needs the dataset keys datastore_name, vc_ip, which are "
+            "missing".format(strict_backend))
+
+
+@pytest.mark.parametrize("wrong, right", [
+    ("datastor_name", "datastore_name"), ("datastore", "datastore_name"),
+    ("vc-ip", "vc_ip"), ("user_name", "username")])
+def test_misspelt_required_key_gets_a_hint(write_config, strict_backend,
+                                           wrong, right):
+    dataset = strict_dataset(strict_backend)
+    dataset[wrong] = dataset.pop(right)
     refused(write_config(agent_yml(dataset)),
-            "vsphere_flocker_plugin needs the dataset keys datastore_name, "
-            "vc_ip, which are missing")
+            "needs the dataset key {}, which is missing; {} is given: did you "
+            "mean {}?".format(right, wrong, right))
+
+
+def test_each_misspelt_required_key_gets_its_hint(write_config, strict_backend):
+    dataset = strict_dataset(strict_backend)
+    dataset["datastor_name"] = dataset.pop("datastore_name")
+    dataset["usrname"] = dataset.pop("username")
+    refused(write_config(agent_yml(dataset)),
+            "needs the dataset keys datastore_name, username, which are "
+            "missing; datastor_name is given: did you mean datastore_name?; "
+            "usrname is given: did you mean username?")
+
+
+def test_an_optional_key_is_no_misspelling_of_a_required_one(
+        write_config, strict_backend):
+    dataset = strict_dataset(strict_backend, vc_ip=None, vc_port=443)
+    error = refused(write_config(agent_yml(dataset)),
+                    "needs the dataset key vc_ip, which is missing")
+    assert "did you mean" not in text_type(error)
+
+
+def test_this_backend_names_the_key_a_misspelt_one_means(write_config):
+    """
+    Flocker's agent checks a backend's required keys itself, saying only
+    that one is missing: this backend declares none, and its factory names
+    the nearest valid key.
+    """
+    dataset = dict(VALID_DATASET)
+    dataset["datastor_name"] = dataset.pop("datastore_name")
+    with pytest.raises(ConfigurationError) as caught:
+        api_from_agent_config(write_config(agent_yml(dataset)), uuid.uuid4())
+    assert caught.value.key == "datastor_name"
+    assert "did you mean datastore_name?" in text_type(caught.value)
 
 
 def test_backends_own_configuration_error_passes_through(write_config):

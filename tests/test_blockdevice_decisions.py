@@ -16,12 +16,12 @@ from twisted.python.filepath import FilePath
 from zope.interface.verify import verifyObject
 
 from vsphere_flocker_driver._compat import text_type
-from vsphere_flocker_driver.blockdevice import ALLOCATION_UNIT
+from vsphere_flocker_driver.blockdevice import ALLOCATION_UNIT, VsphereBlockDeviceAPI
 from vsphere_flocker_driver.errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, ConfigurationError,
     DatasetAlreadyHasVolume, DatastoreUnusable, DeviceNotFound,
     DiskUUIDNotEnabled, NodeIdentityUnknown, NodeNotFound, NoFreeDiskSlot,
-    DuplicateDisks, UnknownProfile, VirtualMachineNotFound,
+    DuplicateDisks, UnknownProfile, VCenterUnavailable, VirtualMachineNotFound,
     VirtualMachinesUnknown,
 )
 from vsphere_flocker_driver.flocker_api import (
@@ -136,7 +136,7 @@ def test_attach_detach_and_destroy(world):
 
 @pytest.mark.parametrize("size, error", [
     (0, ValueError), (-GiB, ValueError), (GiB + 1, ValueError),
-    (63 * 1024 * GiB, ValueError), (float(GiB), TypeError), (True, TypeError),
+    (63 * 1024 * GiB, ValueError), (1.5, TypeError), (True, TypeError),
     ("1073741824", TypeError)])
 def test_bad_sizes_are_refused_before_vsphere_is_asked(world, size, error):
     with pytest.raises(error):
@@ -406,19 +406,69 @@ def test_two_disks_no_vm_holds_are_listed_once_and_never_guessed_between(
     assert world.operations.attachments(world.layout).disks == ()
 
 
-def test_of_two_disks_of_one_dataset_the_held_one_is_the_volume(profiled):
+def test_of_two_disks_of_one_dataset_the_held_one_is_kept(profiled, logger):
+    """
+    The loser of a creation race is never attached (attach refuses while
+    neither is held): the held one is the volume, the other is deleted by
+    whichever operation meets it first.
+    """
     world = profiled
     dataset_id = uuid.uuid4()
-    first, held = two_disks(world, dataset_id)
+    other, held = two_disks(world, dataset_id)
     world.operations.attach_disk(world.other, held, GiB // 1024,
                                  "paravirtual")
     [volume] = world.api.list_volumes()
     assert volume.attached_to == world.other.instance_uuid
-    with pytest.raises(AlreadyAttachedVolume):
-        world.api.attach_volume(volume.blockdevice_id,
-                                world.node.instance_uuid)
+    assert not world.operations.exists(other)
     assert world.api.disk_of(volume.blockdevice_id).path == held
-    assert world.operations.exists(first)
+    [deleted] = messages_of(logger, "race_lost")
+    assert text_type(other) in deleted["reason"]
+
+
+def test_a_race_lost_disk_vcenter_would_not_delete_is_deleted_later(
+        profiled, logger):
+    """
+    The loser of a creation race cannot remove its disk (vCenter fails):
+    the same process removes it when it next meets the dataset.
+    """
+    world = profiled
+    dataset_id = uuid.uuid4()
+    theirs = world.layout.disk_path("LocalDS_1", "gold", dataset_id)
+    world.operations.before("create_disk", lambda: world.operations.create_disk(
+        theirs, dataset_id, GiB // 1024, "thin"))
+
+    def vcenter_fails():
+        raise VCenterUnavailable("vcenter.example.com", 443, "no answer")
+    world.operations.before("delete_disk", vcenter_fails)
+    with pytest.raises(VCenterUnavailable):
+        world.api.create_volume_with_profile(dataset_id, GiB, "silver")
+    [volume] = world.api.list_volumes()
+    assert [disk.path for disk in world.operations.search_disks(
+        world.layout)] == [theirs]
+    world.api.attach_volume(volume.blockdevice_id, world.node.instance_uuid)
+
+
+def test_a_destroy_asked_again_lets_go_of_a_vm_that_took_the_disk(world):
+    """
+    The first destroy deleted the disk, then could not look again for a VM
+    that took it meanwhile: asked again, it finds that VM.
+    """
+    volume = world.volume()
+    world.operations.set_power_state(world.other, "poweredOff")
+
+    def vcenter_fails():
+        raise VCenterUnavailable("vcenter.example.com", 443, "no answer")
+
+    def attach_as_the_disk_goes():
+        world.attach_elsewhere(world.other, volume)
+        world.operations.before("attachments", vcenter_fails)
+    world.operations.before("delete_disk", attach_as_the_disk_goes)
+    with pytest.raises(VCenterUnavailable):
+        world.api.destroy_volume(volume.blockdevice_id)
+    assert len(world.operations.devices(world.other)) == 1
+    with pytest.raises(UnknownVolume):
+        world.api.destroy_volume(volume.blockdevice_id)
+    assert world.operations.devices(world.other) == ()
 
 
 def test_two_disks_stay_while_a_vms_disks_are_unknown(profiled):
@@ -862,3 +912,57 @@ def test_a_node_id_in_the_interpreters_native_string_attaches(world):
     attached = world.api.attach_volume(volume.blockdevice_id, node_id)
     assert attached.attached_to == node_id
     assert world.holders(volume) == [world.node.instance_uuid]
+
+
+def test_disks_of_creations_cut_short_are_removed_by_their_makers(profiled):
+    """
+    Two nodes create one dataset at once and both calls are cut short after
+    the disks were made: neither was reported to Flocker, so neither holds
+    data, and each maker removes its own when it meets the dataset again.
+    """
+    world = profiled
+    dataset_id = uuid.uuid4()
+    makers = [world.api, VsphereBlockDeviceAPI(world.config, world.operations,
+                                               world.guest)]
+
+    def vcenter_fails():
+        raise VCenterUnavailable("vcenter.example.com", 443, "no answer")
+
+    def cut_short_after_the_disk():
+        world.operations.before("search_disks", vcenter_fails)
+
+    def the_other_creates_meanwhile():
+        # It looked before this disk was made, so it makes its own.
+        world.operations.before("create_disk", cut_short_after_the_disk)
+        with pytest.raises(VCenterUnavailable):
+            makers[1].create_volume_with_profile(dataset_id, GiB, "silver")
+        cut_short_after_the_disk()
+    world.operations.before("create_disk", the_other_creates_meanwhile)
+    with pytest.raises(VCenterUnavailable):
+        makers[0].create_volume_with_profile(dataset_id, GiB, "gold")
+    assert len(world.operations.search_disks(world.layout)) == 2
+    # The agent's next round: the first maker creates again.
+    with pytest.raises(DatasetAlreadyHasVolume):
+        makers[0].create_volume_with_profile(dataset_id, GiB, "gold")
+    [disk] = world.operations.search_disks(world.layout)
+    assert disk.profile == "silver"
+    [volume] = makers[1].list_volumes()
+    makers[1].attach_volume(volume.blockdevice_id, world.node.instance_uuid)
+
+
+def test_the_disk_whose_creation_succeeded_is_kept_by_any_node(profiled):
+    """
+    The loser's disk stayed and its process is gone: any node tells the
+    winner's disk by the UUID its creation gave it, and deletes the other.
+    """
+    world = profiled
+    volume = world.volume(profile="gold")
+    dataset_id = volume.dataset_id
+    loser = world.layout.disk_path("LocalDS_2", "silver", dataset_id)
+    world.operations.create_disk(loser, dataset_id, GiB // 1024, "thin")
+    another_node = VsphereBlockDeviceAPI(world.config, world.operations,
+                                         world.guest)
+    assert another_node.list_volumes() == [volume]
+    assert not world.operations.exists(loser)
+    assert [disk.profile for disk in
+            world.operations.search_disks(world.layout)] == ["gold"]

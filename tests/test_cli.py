@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 import io
 import json
 import os
+import platform
 import stat
 import subprocess
 import uuid
@@ -18,7 +19,8 @@ from contextlib import contextmanager
 import pytest
 import yaml
 
-from vsphere_flocker_driver import cli, vsphere_from_configuration
+from vsphere_flocker_driver import __version__, cli, vsphere_from_configuration
+from vsphere_flocker_driver._compat import text_type
 from vsphere_flocker_driver.errors import ConfigurationError, VCenterError
 from vsphere_flocker_driver.testtools.virtual_guest import serial_for
 
@@ -79,11 +81,16 @@ class Operator(object):
     :ivar text root: This node's ``/`` (VM ``node``'s BIOS UUID).
     """
 
-    def __init__(self, simulator, folder, node, **overrides):
+    def __init__(self, simulator, folder, node, verified=False, **overrides):
         self.simulator = simulator
         self.folder = folder
         self.cluster_id = uuid.uuid4()
         self.root = node_root(os.path.join(folder, "node"), node.bios_uuid)
+        if verified and simulator.ca_file:
+            # As vCenter should be: against its certificate, so without
+            # the warning that it is not.
+            overrides = dict(dict(ssl_verify_cert=True,
+                                  ssl_ca_file=simulator.ca_file), **overrides)
         self.dataset = dict(simulator.dataset_config(), **overrides)
         self.config = write_agent_yml(os.path.join(folder, "agent.yml"),
                                       self.dataset)
@@ -117,18 +124,22 @@ def text(value):
 
 
 @contextmanager
-def operators(simulator, tmpdir):
+def operators(simulator, tmpdir, verified=False):
     """
     Make ``Operator``s on ``simulator`` (as VM 0's node unless told); their
-    clusters' volumes are detached and destroyed afterwards.
+    clusters' volumes are detached and destroyed afterwards.  With
+    ``verified``, vCenter's certificate is verified (no warning) unless
+    the overrides say otherwise.
     """
     made = []
+    folders = []
 
     def make(node=None, clean=True, **overrides):
-        folder = tmpdir.join("operator-{}".format(len(made))).strpath
+        folder = tmpdir.join("operator-{}".format(len(folders))).strpath
+        folders.append(folder)
         os.makedirs(folder)
         operator = Operator(simulator, folder, node or simulator.vms[0],
-                            **overrides)
+                            verified, **overrides)
         if clean:
             made.append(operator)
         return operator
@@ -140,8 +151,11 @@ def operators(simulator, tmpdir):
 
 @pytest.fixture
 def operator(simulator, tmpdir, logger):
-    """The command line on the session's simulator."""
-    with operators(simulator, tmpdir) as make:
+    """
+    The command line on the session's simulator, verifying its certificate
+    (``ssl_verify_cert=False`` for the warning).
+    """
+    with operators(simulator, tmpdir, verified=True) as make:
         yield make
 
 
@@ -445,6 +459,136 @@ def test_sizes_read_as_people_write_them():
     assert cli.parse_size("10GiB") == 10 * GiB
     assert cli.parse_size("10G") == 10 * GiB
     assert cli.parse_size("512 MiB") == 512 * 1024 ** 2
+
+
+@pytest.fixture
+def bitmath_1_3_0_2(monkeypatch):
+    """
+    bitmath as Flocker 1.15 pins it (1.3.0.2): no ``parse_string_unsafe``,
+    and a ``parse_string`` of strict units only, without keyword arguments.
+    """
+    import bitmath
+    strict = bitmath.parse_string
+    monkeypatch.delattr(bitmath, "parse_string_unsafe", raising=False)
+    monkeypatch.setattr(bitmath, "parse_string", lambda s: strict(s))
+
+
+@pytest.mark.parametrize("text, size", [
+    ("10G", 10 * GiB), ("10g", 10 * GiB), ("10GiB", 10 * GiB),
+    ("10 gib", 10 * GiB), ("10Gi", 10 * GiB), ("1.5GiB", 1536 * 1024 ** 2),
+    ("512M", 512 * 1024 ** 2), ("1T", 1024 * GiB), ("4096K", 4 * 1024 ** 2),
+    ("1048576B", 1024 ** 2), ("2048GB", 2048 * 1000 ** 3)])
+def test_sizes_parse_on_flockers_bitmath(bitmath_1_3_0_2, text, size):
+    assert cli.parse_size(text) == size
+
+
+def test_create_10g_on_flockers_bitmath(bitmath_1_3_0_2, operator):
+    op = operator()
+    result = op("--json", "create", "--size", "10G")
+    assert result.status == 0, result
+    [row] = json.loads(result.out)
+    assert (row["size"], row["size_human"]) == (10 * GiB, "10 GiB")
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("10GB", "'10GB' is in decimal units (10000000000 bytes, 9.3 GiB), not a "
+             "whole number of MiB; volumes are sized in binary units: for "
+             "10 GiB give 10GiB"),
+    ("512 mb", "for 512 MiB give 512MiB"),
+    ("1.5TB", "for 1.5 TiB give 1.5TiB"),
+])
+def test_decimal_units_get_a_hint_for_binary_ones(text, hint):
+    with pytest.raises(cli.UsageError) as caught:
+        cli.parse_size(text)
+    assert hint in text_type(caught.value)
+
+
+def test_create_in_decimal_units_says_to_use_binary_ones(operator):
+    op = operator()
+    result = op("create", "--size", "10GB")
+    assert result.status == 2
+    assert result.err.strip().endswith(
+        "volumes are sized in binary units: for 10 GiB give 10GiB"), result
+    assert op.api().list_volumes() == []
+
+
+@pytest.mark.parametrize("text", ["", "GiB", "10 GiBs", "ten GiB", "10XB",
+                                  "-1GiB", "1e3GiB", "1..5GiB"])
+def test_what_is_not_a_size(text):
+    with pytest.raises(cli.UsageError) as caught:
+        cli.parse_size(text)
+    assert "is not a size such as 10GiB" in text_type(caught.value)
+
+
+@pytest.mark.parametrize("text", ["0GiB", "0.1B", "1.3KiB"])
+def test_sizes_must_be_whole_positive_bytes(text):
+    with pytest.raises(cli.UsageError) as caught:
+        cli.parse_size(text)
+    assert "not a positive whole number of bytes" in text_type(caught.value)
+
+
+# -- --version, --json errors ----------------------------------------------------
+
+def test_version():
+    result = run_cli(["--version"])
+    assert result.status == 0 and result.err == ""
+    assert result.out == "vsphere-flocker {} (Python {})\n".format(
+        __version__, platform.python_version())
+    as_json = run_cli(["--json", "--version"])
+    assert json.loads(as_json.out) == {"program": "vsphere-flocker",
+                                       "version": __version__}
+
+
+def test_json_errors_are_json_on_stderr_with_the_status(operator):
+    op = operator()
+    unknown = op("--json", "detach", "no-such-volume")
+    assert (unknown.status, unknown.out) == (1, "")
+    assert json.loads(unknown.err) == {
+        "error": "No volume no-such-volume in this cluster", "status": 1}
+    usage = run_cli(["--json", "frobnicate"])
+    error = json.loads(usage.err)
+    assert (usage.status, error["status"]) == (2, 2)
+    assert "see vsphere-flocker --help" in error["error"]
+    bad_size = op("--json", "create", "--size", "10")
+    assert json.loads(bad_size.err) == {
+        "error": "The size 10 has no unit; give one, such as 10GiB",
+        "status": 2}
+
+
+def test_json_debug_puts_the_traceback_in_the_error(operator):
+    result = operator()("--json", "--debug", "detach", "no-such-volume")
+    error = json.loads(result.err)
+    assert error["status"] == 1
+    assert error["traceback"].startswith("Traceback (most recent call last)")
+
+
+# -- the configuration ----------------------------------------------------------
+
+def test_misspelt_required_key_gets_a_hint(operator):
+    op = operator()
+    dataset = dict(op.dataset)
+    dataset["datastor_name"] = dataset.pop("datastore_name")
+    write_agent_yml(op.config, dataset)
+    result = op("list")
+    assert result.status == 1
+    assert result.err.strip().endswith(
+        "key datastor_name: is not a known key; did you mean "
+        "datastore_name?"), result
+
+
+# -- messages said once --------------------------------------------------------------
+
+def test_unreadable_bios_uuid_says_why_once(operator, tmpdir):
+    op = operator()
+    op.root = tmpdir.mkdir("not-a-vm").strpath
+    volume = op.api().create_volume(uuid.uuid4(), GiB)
+    result = op("attach", volume.blockdevice_id)
+    assert result.status == 1
+    assert result.err.count("No such file or directory") == 1, result
+    checked = op("check")
+    [line] = [line for line in checked.out.splitlines()
+              if line.startswith("FAIL  this node's VM")]
+    assert line.count("No such file or directory") == 1, line
 
 
 def test_demo_runs_from_the_command_line(simulator, capsys):

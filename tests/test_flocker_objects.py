@@ -56,6 +56,24 @@ class BackendDescription(PClass):
         invariant=lambda value: (
             value in DeployerType.iterconstants(), "not a DeployerType"))
 ''',
+    "flocker/node/exceptions.py": '''\
+"""The stand-in's error a backend's factory raises when it cannot start."""
+
+from constantly import NamedConstant
+
+
+class StorageInitializationError(Exception):
+    """
+    The backend could not be initialised; with the code CONFIGURATION_ERROR
+    the agent says "Configuration error" and the arguments, not a traceback.
+    """
+    CONFIGURATION_ERROR = NamedConstant()
+    OPERATIVE_ERROR = NamedConstant()
+
+    def __init__(self, code, *args):
+        Exception.__init__(self, *args)
+        self.code = code
+''',
     "flocker/node/agents/__init__.py": '''\
 """The stand-in's agents."""
 ''',
@@ -279,19 +297,106 @@ except blockdevice.UnknownVolume as error:
               blockdevice.__name__))
 else:
     check(False, "destroying an unknown id raises UnknownVolume")
+
 print("all checks hold")
 '''
 
 
-def run_checks(tmpdir, simulator, mode, stand_in):
+#: Run like ``CHECK_SCRIPT``: a wrong configuration fails the agent's way.
+#: Flocker's agent turns a StorageInitializationError with the
+#: CONFIGURATION_ERROR code into its "Configuration error" line and the
+#: error's arguments; without Flocker, the errors are ValueErrors.
+CONFIGURATION_ERRORS_SCRIPT = '''\
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import io
+import json
+import os
+import sys
+import uuid
+
+import yaml
+
+
+def check(holds, what):
+    print("ok:" if holds else "FAILED:", what)
+    if not holds:
+        sys.exit(1)
+
+
+mode = sys.argv[1]
+dataset = json.loads(os.environ["VSPHERE_FLOCKER_TEST_DATASET"])
+
+import vsphere_flocker_driver
+from vsphere_flocker_driver import errors, flocker_api
+from vsphere_flocker_driver.agent import api_from_agent_config
+
+backend = vsphere_flocker_driver.FLOCKER_BACKEND
+check(flocker_api.USING_FLOCKER is (mode == "flocker"),
+      "USING_FLOCKER is {}".format(mode == "flocker"))
+if mode == "flocker":
+    from flocker.node.exceptions import StorageInitializationError
+    storage_error = StorageInitializationError
+else:
+    check(flocker_api.StorageInitializationError is None,
+          "no StorageInitializationError without Flocker")
+    storage_error = ValueError
+for name in ("ConfigurationError", "DatastoreUnusable", "AgentConfigError"):
+    check(issubclass(getattr(errors, name), storage_error)
+          and issubclass(getattr(errors, name), ValueError)
+          and issubclass(getattr(errors, name), errors.DriverError),
+          "errors.{} is a {}".format(name, storage_error.__name__))
+
+
+def agent_says(factory, **arguments):
+    """What Flocker's agent does with a factory's configuration error."""
+    try:
+        factory(**arguments)
+    except storage_error as error:
+        if mode == "flocker":
+            check(error.code is StorageInitializationError.CONFIGURATION_ERROR,
+                  "its code is CONFIGURATION_ERROR")
+            return ("Configuration error",) + error.args
+        return (str(error),)
+    check(False, "the factory raised a configuration error")
+
+
+# A wrong agent.yml, loaded as the agent loads it.
+wrong = dict(dataset)
+wrong["datastor_name"] = wrong.pop("datastore_name")
+path = "agent.yml"
+with io.open(path, "wb") as agent_yml:
+    agent_yml.write(yaml.safe_dump(
+        {"version": 1, "dataset": dict(wrong, backend="vsphere_flocker_plugin")},
+        encoding="utf-8"))
+said = agent_says(api_from_agent_config, path=path, cluster_id=uuid.uuid4())
+check(said[-1].endswith("datastor_name: is not a known key; did you mean "
+                        "datastore_name?"),
+      "a wrong agent.yml gives one sentence with the hint: {}".format(said))
+# The agent's call of the factory: a wrong key, a datastore vCenter lacks.
+said = agent_says(backend.api_factory, cluster_id=uuid.uuid4(),
+                  **dict(dataset, vc_port="https"))
+check(len(said) == (2 if mode == "flocker" else 1)
+      and "key vc_port:" in said[-1],
+      "a wrong key gives one sentence: {}".format(said))
+said = agent_says(backend.api_factory, cluster_id=uuid.uuid4(),
+                  **dict(dataset, datastore_name="nowhere"))
+check("key datastore_name:" in said[-1] and "nowhere" in said[-1],
+      "a datastore vCenter lacks gives one sentence: {}".format(said))
+print("all checks hold")
+'''
+
+
+def run_checks(tmpdir, simulator, mode, stand_in, source=CHECK_SCRIPT):
     """
-    Run ``CHECK_SCRIPT`` in a fresh interpreter (the one running the tests),
-    with the stand-in first on its path if ``stand_in``.
+    Run ``source`` (``CHECK_SCRIPT``) in a fresh interpreter (the one
+    running the tests), with the stand-in first on its path if
+    ``stand_in``.
 
     :returns: The exit status and the output, to show on failure.
     """
     script = tmpdir.join("check_flocker_objects.py")
-    script.write_text(CHECK_SCRIPT, "utf-8")
+    script.write_text(source, "utf-8")
     path = [REPOSITORY]
     if stand_in:
         folder = tmpdir.mkdir("stand-in")
@@ -326,5 +431,21 @@ def test_flockers_own_objects_win(tmpdir, simulator):
 
 def test_own_definitions_without_flocker(tmpdir, simulator):
     status, output = run_checks(tmpdir, simulator, "own", stand_in=False)
+    assert status == 0, output
+    assert "all checks hold" in output, output
+
+
+def test_wrong_configuration_is_flockers_storage_initialization_error(
+        tmpdir, simulator):
+    status, output = run_checks(tmpdir, simulator, "flocker", stand_in=True,
+                                source=CONFIGURATION_ERRORS_SCRIPT)
+    assert status == 0, output
+    assert "all checks hold" in output, output
+
+
+def test_wrong_configuration_is_a_value_error_without_flocker(
+        tmpdir, simulator):
+    status, output = run_checks(tmpdir, simulator, "own", stand_in=False,
+                                source=CONFIGURATION_ERRORS_SCRIPT)
     assert status == 0, output
     assert "all checks hold" in output, output

@@ -316,6 +316,13 @@ def test_disk_uuid_is_32_hex_digits_and_stable(scene):
     assert uuid_of(first) != uuid_of(second)
 
 
+def test_a_disk_keeps_the_uuid_it_is_given(scene):
+    path, _ = scene.new_disk()
+    scene.operations.set_disk_uuid(path, "6000c29b528a9d5e8c9305a29b8cf20a")
+    assert scene.operations.disk_uuid(path) == \
+        "6000c29b528a9d5e8c9305a29b8cf20a"
+
+
 def test_uuid_of_a_missing_disk_is_disk_gone(scene):
     with pytest.raises(DiskGone):
         scene.operations.disk_uuid(scene.disk_path(uuid.uuid4()))

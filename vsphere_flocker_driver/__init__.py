@@ -13,9 +13,11 @@ from .flocker_api import BackendDescription, DeployerType
 
 __version__ = "1.0.0.dev0"
 
-#: The keys agent.yml must give (``password`` may come from ``password_file``).
-REQUIRED_CONFIG = frozenset(
-    ["vc_ip", "username", "datacenter_name", "datastore_name"])
+#: The keys Flocker's agent checks for itself before calling the factory:
+#: none.  The factory checks every key, and names the nearest valid key for
+#: a misspelt one (``datastor_name``); the agent's own check would only say
+#: "Required key datastore_name is missing".
+REQUIRED_CONFIG = frozenset()
 
 
 def vsphere_from_configuration(cluster_id, guest_root="/", **dataset):

@@ -14,6 +14,7 @@ pass through unchanged.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import difflib
 import errno
 import importlib
 import io
@@ -99,6 +100,32 @@ def _yaml_problem(error):
         # the offset.
         return "{} at offset {}".format(to_text(error.reason), error.position)
     return _one_line(error)
+
+
+#: How alike a given key must be to a missing required one to be taken for
+#: a misspelling of it.  Stricter than difflib's default (0.6), as this
+#: loader knows only the required keys, not the backend's optional ones:
+#: ``vc_port`` (0.67 alike) is no misspelling of ``vc_ip``, while
+#: ``datastor_name`` (0.96) or ``datastore`` (0.78) are of ``datastore_name``.
+_MISSPELT_CUTOFF = 0.75
+
+
+def _misspelt_hint(missing, dataset, required):
+    """
+    "; did you mean X?" for each missing required key that a key the
+    dataset gives instead is a near miss of, as the backend's own check
+    says for its optional keys; empty when there is none.
+    """
+    given = [text_type(key) for key in dataset
+             if key not in required and key != "backend"]
+    hints = []
+    for key in missing:
+        close = difflib.get_close_matches(key, given, n=1,
+                                          cutoff=_MISSPELT_CUTOFF)
+        if close:
+            given.remove(close[0])
+            hints.append("{} is given: did you mean {}?".format(close[0], key))
+    return "".join("; " + hint for hint in hints)
 
 
 def load_agent_config(path):
@@ -260,9 +287,11 @@ def factory_arguments(path, cluster_id, **extra):
     if missing:
         raise AgentConfigError(
             path, "the backend {} needs the dataset key{} {}, which {} "
-                  "missing".format(
+                  "missing{}".format(
                       backend, "s" if len(missing) > 1 else "",
-                      ", ".join(missing), "are" if len(missing) > 1 else "is"))
+                      ", ".join(missing), "are" if len(missing) > 1 else "is",
+                      _misspelt_hint(missing, dataset,
+                                     description.required_config)))
     reactor = extra.pop("reactor", None)
     arguments = {}
     if description.needs_cluster_id:

@@ -21,7 +21,7 @@ from ._logging import (
 )
 from .errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume,
-    DuplicateDisks,
+    DuplicateDisks, VirtualMachinesUnknown,
     DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled,
     NodeIdentityUnknown, NodeNotFound,
     UnknownProfile, VirtualMachineNotFound,
@@ -35,7 +35,10 @@ from .guest import GuestDeviceError, GuestIdentityUnknown
 from .operations import (
     INSTANCE_UUID, POWER_STATE, missing_faults, unknown_vms,
 )
-from .layout import ClusterLayout, blockdevice_id_for, parse_dataset_id
+from .layout import (
+    ClusterLayout, DiskFile, blockdevice_id_for, committed_disk_uuid,
+    dataset_id_of_file, parse_dataset_id,
+)
 
 #: Sizes are whole MiB; vSphere itself counts in KiB.
 ALLOCATION_UNIT = int(bitmath.MiB(1).bytes)
@@ -45,6 +48,22 @@ MAXIMUM_SIZE = int(bitmath.TiB(62).bytes)
 
 
 def _validate_size(size):
+    """
+    A volume size as the agent may pass it, as whole bytes.
+
+    Flocker's own test suites compute sizes with bitmath and pass them as
+    a float with a whole value (``4294967296.0``): that is the integer it
+    holds.  Any other float (``1.5``, NaN, infinities), a boolean or a
+    non-number is refused.
+
+    :raises TypeError: not a whole number of bytes.
+    :raises ValueError: not positive, above vSphere's largest disk, or not
+        a multiple of the allocation unit.
+    :returns int: the size.
+    """
+    if isinstance(size, float) and size.is_integer():
+        # NaN and the infinities are not integers: refused below.
+        size = int(size)
     if isinstance(size, bool) or not isinstance(size, integer_types):
         raise TypeError("A volume size is a whole number of bytes, not {!r}".format(
             size))
@@ -58,6 +77,7 @@ def _validate_size(size):
         raise ValueError(
             "A volume size must be a multiple of the allocation unit "
             "({} bytes), not {}".format(ALLOCATION_UNIT, size))
+    return size
 
 
 def _validate_dataset_id(dataset_id):
@@ -85,6 +105,10 @@ class VsphereBlockDeviceAPI(object):
             volume_folder=config.volume_folder, cluster_id=config.cluster_id)
         self._instance_id = None
         self._instance_lock = threading.Lock()
+        # The disks this process created and then lost a creation race
+        # with, until they are deleted (see ``_keep_one``).
+        self._lost = set()
+        self._lost_lock = threading.Lock()
 
     # -- finding things --------------------------------------------------------
 
@@ -119,31 +143,82 @@ class VsphereBlockDeviceAPI(object):
         """Who holds which of this cluster's disks, and every VM, now."""
         return self._operations.attachments(self._layout)
 
-    @staticmethod
-    def _keep_one(blockdevice_id, disks, attachments):
+    def _keep_one(self, blockdevice_id, disks, attachments):
         """
         The disk of a dataset among ``disks`` (all its disks).
 
         Two disks for one dataset are left when two nodes create it at once
-        and the loser cannot remove its own (vCenter stalls).  Which of them
-        the winner's agent may have written to cannot be told from the
-        files, so none is ever deleted or attached on a guess: the one a VM
-        holds is the volume; while none does, the volume is refused until
-        an operator removes the other (``vsphere-flocker orphans`` names
-        both).
+        and the loser cannot remove its own (vCenter fails), or both
+        creations are cut short.  A creation that did not succeed was never
+        reported to Flocker, so its disk was never written to; and while a
+        dataset has two disks, neither is given to a VM.  So, whichever
+        operation of whichever node meets them first keeps: the disk a VM
+        holds; else the one whose creation succeeded (it carries the
+        dataset's committed disk UUID, ``committed_disk_uuid``); else those
+        this process did not lose a creation with.  The others are deleted.
+        If that leaves several, which one holds data cannot be told, and the
+        volume is refused until an operator removes the others
+        (``vsphere-flocker orphans`` names them).
 
-        :raises DuplicateDisks: several disks and no VM holds one.
+        :raises DuplicateDisks: several disks and no way to tell.
         :raises VirtualMachinesUnknown: vCenter did not report every VM's
             disks, so whether one is held cannot be told.
         """
         if len(disks) == 1:
+            with self._lost_lock:
+                # The one disk of its dataset: the volume, whoever made it.
+                self._lost.discard(disks[0].path)
             return disks[0]
         held = [disk for disk in disks if attachments.holders(disk.path)]
         if held:
-            return held[0]
-        attachments.require_known()
+            kept = held
+        else:
+            attachments.require_known()
+            kept = [disk for disk in disks if self._committed(disk)]
+            if len(kept) != 1:
+                with self._lost_lock:
+                    lost = set(self._lost)
+                kept = [disk for disk in disks if disk.path not in lost] or disks
+        for disk in disks:
+            if disk not in kept:
+                self._delete_duplicate(disk)
+        if held or len(kept) == 1:
+            return kept[0]
         raise DuplicateDisks(_as_text(blockdevice_id), tuple(sorted(
-            text_type(disk.path) for disk in disks)))
+            text_type(disk.path) for disk in kept)))
+
+    def _committed(self, disk):
+        """Whether ``disk``'s creation succeeded (see ``_keep_one``)."""
+        try:
+            found = self._operations.disk_uuid(disk.path)
+        except DiskGone:
+            return False
+        return found == committed_disk_uuid(self._config.cluster_id,
+                                            disk.dataset_id)
+
+    def _resolve(self, dataset_id, disks):
+        """
+        Resolve a dataset's several disks as far as ``_keep_one`` can,
+        where no operation needs the one that is kept (a create finding
+        the dataset has a volume).
+        """
+        try:
+            self._keep_one(blockdevice_id_for(dataset_id), disks,
+                           self._attachments())
+        except (DuplicateDisks, VirtualMachinesUnknown):
+            pass  # for an operator, or a later round, to resolve
+
+    def _delete_duplicate(self, disk):
+        """Delete a second disk of a dataset (see ``_keep_one``)."""
+        try:
+            self._operations.delete_disk(disk.path)
+        except DiskLocked:
+            return  # a running VM took it meanwhile: the next round decides
+        with self._lost_lock:
+            self._lost.discard(disk.path)
+        log_message(RACE_LOST, blockdevice_id=blockdevice_id_for(disk.dataset_id),
+                    reason="a second disk of the dataset, {}, was deleted".format(
+                        disk.path))
 
     @staticmethod
     def _volume(disk, attached_to=None):
@@ -227,7 +302,7 @@ class VsphereBlockDeviceAPI(object):
         :returns BlockDeviceVolume:
         """
         _validate_dataset_id(dataset_id)
-        _validate_size(size)
+        size = _validate_size(size)
         profile = self._config.profiles.get(text_type(profile_name).lower())
         if profile is None:
             raise UnknownProfile(profile_name, sorted(self._config.profiles))
@@ -235,10 +310,17 @@ class VsphereBlockDeviceAPI(object):
                            profile=profile.name) as action:
             # One dataset, one disk: a disk of it under another profile or
             # on another datastore counts too.
-            if self._operations.search_disks(self._layout, dataset_id):
+            existing = self._operations.search_disks(self._layout, dataset_id)
+            if existing:
+                if len(existing) > 1:
+                    self._resolve(dataset_id, existing)
                 raise DatasetAlreadyHasVolume(dataset_id)
             path = self._layout.disk_path(profile.datastore, profile.name,
                                           dataset_id)
+            # Until this creation succeeds, its disk is one that lost: never
+            # reported to Flocker, so never written to (see ``_keep_one``).
+            with self._lost_lock:
+                self._lost.add(path)
             try:
                 self._operations.create_disk(
                     path, dataset_id, size // 1024, profile.disk_type,
@@ -257,6 +339,12 @@ class VsphereBlockDeviceAPI(object):
                     path, dataset_id, size // 1024, profile.disk_type,
                     profile.storage_policy)
             self._keep_only_one_disk(dataset_id, path)
+            # Only now the creation succeeded: marked in the disk itself,
+            # for every node to tell (see ``_keep_one``).
+            self._operations.set_disk_uuid(
+                path, committed_disk_uuid(self._config.cluster_id, dataset_id))
+            with self._lost_lock:
+                self._lost.discard(path)
             volume = BlockDeviceVolume(
                 blockdevice_id=blockdevice_id_for(dataset_id), size=size,
                 attached_to=None, dataset_id=dataset_id)
@@ -273,7 +361,11 @@ class VsphereBlockDeviceAPI(object):
         """
         disks = self._operations.search_disks(self._layout, dataset_id)
         if len(disks) > 1 or [disk.path for disk in disks] != [path]:
+            # If vCenter fails now, the disk stays among the lost, and a
+            # later operation of this process deletes it (``_keep_one``).
             self._operations.delete_disk(path)
+            with self._lost_lock:
+                self._lost.discard(path)
             log_message(RACE_LOST, blockdevice_id=blockdevice_id_for(dataset_id),
                         reason="another node created a disk for the dataset")
             raise DatasetAlreadyHasVolume(dataset_id)
@@ -295,7 +387,11 @@ class VsphereBlockDeviceAPI(object):
         :raises AttachedVolumeNotDestroyed: it is attached.
         """
         with DESTROY_VOLUME(blockdevice_id=blockdevice_id):
-            disk, attachments = self._find(blockdevice_id)
+            try:
+                disk, attachments = self._find(blockdevice_id)
+            except UnknownVolume:
+                self._let_go_of_destroyed(blockdevice_id)
+                raise
             holder = attachments.holder(disk.path)
             if holder is not None:
                 raise AttachedVolumeNotDestroyed(
@@ -326,6 +422,23 @@ class VsphereBlockDeviceAPI(object):
                         reason="another node attached the volume as it was "
                                "destroyed; detached from {}".format(
                                    holder.vm.name))
+
+    def _let_go_of_destroyed(self, blockdevice_id):
+        """
+        A destroy asked again after one cut short between its deletion and
+        ``_let_go_of_deleted``: a VM that took the disk in that moment still
+        holds it, though the dataset has no disk any more.
+        """
+        dataset_id = parse_dataset_id(blockdevice_id)
+        if dataset_id is None:
+            return
+        for held in self._attachments().disks:
+            if dataset_id_of_file(held.path.path.rpartition("/")[2]) == \
+                    dataset_id:
+                self._let_go_of_deleted(DiskFile(
+                    path=held.path, dataset_id=dataset_id, profile="",
+                    size=0))
+                return
 
     def attach_volume(self, blockdevice_id, attach_to):
         """
@@ -367,7 +480,7 @@ class VsphereBlockDeviceAPI(object):
         left attached twice.
         """
         holders = self._attachments().holders(disk.path)
-        if len(holders) > 1:
+        if len(set(holder.vm.instance_uuid for holder in holders)) > 1:
             for holder in holders:
                 if holder.vm.instance_uuid == vm.instance_uuid:
                     try:
@@ -445,20 +558,23 @@ class VsphereBlockDeviceAPI(object):
             action.add_success_fields(count=len(volumes))
             return volumes
 
-    @staticmethod
-    def _one_per_dataset(disks, attachments):
+    def _one_per_dataset(self, disks, attachments):
         """
-        ``disks``, each dataset once: the disk a VM holds, or, of several
-        no VM holds (see ``_keep_one``), the first by path, listed as not
-        attached.
+        ``disks``, each dataset once, resolved as ``_keep_one`` resolves
+        them; of several it cannot resolve, the first by path, listed as
+        not attached.
         """
         by_dataset = {}
         for disk in disks:
             by_dataset.setdefault(disk.dataset_id, []).append(disk)
-        return [
-            ([disk for disk in group if attachments.holders(disk.path)]
-             or sorted(group, key=lambda disk: text_type(disk.path)))[0]
-            for group in by_dataset.values()]
+        kept = []
+        for dataset_id, group in by_dataset.items():
+            try:
+                kept.append(self._keep_one(blockdevice_id_for(dataset_id),
+                                           group, attachments))
+            except DuplicateDisks:
+                kept.append(sorted(group, key=lambda d: text_type(d.path))[0])
+        return kept
 
     def get_device_path(self, blockdevice_id):
         """

@@ -50,6 +50,15 @@ def normalise_disk_uuid(uuid):
     return digits
 
 
+def vsphere_disk_uuid(digits):
+    """
+    32 hex digits in the form vSphere's virtual disk manager takes and gives
+    (``60 00 c2 9b 52 8a 9d 5e-8c 93 05 a2 9b 8c f2 0a``).
+    """
+    pairs = [digits[index:index + 2] for index in range(0, 32, 2)]
+    return "{}-{}".format(" ".join(pairs[:8]), " ".join(pairs[8:]))
+
+
 def find_disk(devices, file_name, as_named=lambda name: name):
     """
     The ``VirtualDisk`` among ``devices`` backed by ``file_name``, or ``None``.

@@ -15,7 +15,9 @@ interpreters.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 from ._compat import python_2_unicode_compatible
-from .flocker_api import UnknownInstanceID, VolumeException
+from .flocker_api import (
+    ConfigurationErrorBase, UnknownInstanceID, VolumeException,
+)
 
 
 @python_2_unicode_compatible
@@ -63,7 +65,7 @@ class DriverError(Exception):
         return self._text()
 
 
-class ConfigurationError(DriverError, ValueError):
+class ConfigurationError(DriverError, ConfigurationErrorBase):
     """
     The ``dataset`` section of agent.yml is wrong.
 
@@ -344,7 +346,7 @@ class UnknownProfile(DriverError, ValueError):
         return values
 
 
-class AgentConfigError(DriverError, ValueError):
+class AgentConfigError(DriverError, ConfigurationErrorBase):
     """
     An agent.yml file cannot be used to load a backend the way the agent does.
 

@@ -191,8 +191,43 @@ except ImportError:
             """Start the node ``node_id``, best effort."""
 
 
+try:
+    # Flocker's agent turns this error, with the CONFIGURATION_ERROR code,
+    # into its "Configuration error" line rather than a traceback
+    # (``flocker.node.script.get_api``).  Looked for apart from the names
+    # above: the backend works with a Flocker that lacks it, only less
+    # politely.
+    from flocker.node.exceptions import StorageInitializationError
+except ImportError:
+    StorageInitializationError = None
+
+
+if StorageInitializationError is None:
+    class ConfigurationErrorBase(ValueError):
+        """
+        The base of the project's configuration errors where Flocker's
+        agent is not installed: a ``ValueError``.
+        """
+else:
+    class ConfigurationErrorBase(StorageInitializationError, ValueError):
+        """
+        The base of the project's configuration errors inside Flocker's
+        agent: a ``StorageInitializationError`` with the code
+        ``CONFIGURATION_ERROR`` (the agent shows it as a configuration
+        error), still a ``ValueError``.  Its ``args`` are the one-sentence
+        message alone, which is what the agent prints after "Configuration
+        error".
+        """
+
+        def __init__(self, *args):
+            StorageInitializationError.__init__(
+                self, StorageInitializationError.CONFIGURATION_ERROR, *args)
+            # The subclass has set the attributes its message is made of.
+            self.args = (text_type(self),)
+
+
 __all__ = [
-    "USING_FLOCKER",
+    "USING_FLOCKER", "ConfigurationErrorBase", "StorageInitializationError",
     "AlreadyAttachedVolume", "BackendDescription", "BlockDeviceVolume",
     "DeployerType", "IBlockDeviceAPI", "ICloudAPI", "IProfiledBlockDeviceAPI",
     "MandatoryProfiles", "UnattachedVolume", "UnknownInstanceID",

@@ -152,10 +152,15 @@ class SysfsGuest(object):
                 found.append(byte_swapped(found[0]))
             candidates.extend(uuid for uuid in found if uuid not in candidates)
         if not candidates:
+            # Each reason once: both files missing is one "No such file or
+            # directory", not two.
+            reasons = []
+            for _, reason in problems:
+                if reason not in reasons:
+                    reasons.append(reason)
             raise GuestIdentityUnknown(
                 " and ".join(path for path, _ in problems) or "sys/class/dmi/id",
-                "; ".join(reason for _, reason in problems)
-                or "no VMware BIOS UUID found")
+                "; ".join(reasons) or "no VMware BIOS UUID found")
         return [text.lower() for text in candidates]
 
     def rescan(self):

@@ -13,7 +13,7 @@ in side files.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 import re
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pyrsistent import PClass, field
 from pyVmomi import vim
@@ -70,6 +70,15 @@ def parse_dataset_id(text):
     if not isinstance(text, string_types) or not _CANONICAL_UUID.match(text):
         return None
     return UUID(text)
+
+
+def committed_disk_uuid(cluster_id, dataset_id):
+    """
+    The UUID (32 hex digits) a volume's disk is given once its creation has
+    succeeded: derived from the cluster and the dataset, so that any node
+    tells the disk of a creation that succeeded from one a lost race left.
+    """
+    return uuid5(cluster_id, text_type(dataset_id)).hex
 
 
 def blockdevice_id_for(dataset_id):

@@ -23,7 +23,7 @@ from ._logging import (
 )
 from .devices import (
     attach_disk_spec, attached_disks, detach_disk_spec, find_disk,
-    normalise_disk_uuid,
+    normalise_disk_uuid, vsphere_disk_uuid,
 )
 from .errors import (
     DatasetAlreadyHasVolume, DiskGone, DiskLocked, NoFreeDiskSlot,
@@ -98,6 +98,13 @@ class IVsphereOperations(Interface):
     def disk_uuid(path):
         """
         The UUID of the disk ``path`` (32 lowercase hex digits).
+
+        :raises DiskGone: there is no such disk.
+        """
+
+    def set_disk_uuid(path, disk_uuid):
+        """
+        Give the disk ``path`` the UUID ``disk_uuid`` (32 hex digits).
 
         :raises DiskGone: there is no such disk.
         """
@@ -501,6 +508,23 @@ class VsphereOperations(object):
         except vim.fault.FileNotFound:
             raise DiskGone(text_type(path))
         return normalise_disk_uuid(uuid)
+
+    @_refused_as("set a disk's UUID")
+    def set_disk_uuid(self, path, disk_uuid):
+        """
+        Give the disk ``path`` the UUID ``disk_uuid`` (32 hex digits), as
+        vSphere stores it in the disk (``SetVirtualDiskUuid``).
+
+        :raises DiskGone: there is no such disk.
+        """
+        content = self.vcenter.content()
+        try:
+            self.vcenter.call(
+                content.virtualDiskManager.SetVirtualDiskUuid,
+                name=text_type(path), datacenter=self._datacenter(),
+                uuid=vsphere_disk_uuid(disk_uuid))
+        except vim.fault.FileNotFound:
+            raise DiskGone(text_type(path))
 
     # -- virtual machines ----------------------------------------------------
 

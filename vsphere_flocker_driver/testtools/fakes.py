@@ -26,6 +26,7 @@ from zope.interface import implementer
 from .._compat import text_type
 from ..blockdevice import VsphereBlockDeviceAPI
 from ..config import configuration_from_dataset
+from ..devices import normalise_disk_uuid
 from ..errors import (
     DatasetAlreadyHasVolume, DiskGone,
     DiskLocked, NoFreeDiskSlot,
@@ -414,6 +415,17 @@ class FakeVsphereOperations(object):
             if path not in self._files:
                 raise DiskGone(text_type(path))
             return self._files[path].uuid
+
+    def set_disk_uuid(self, path, disk_uuid):
+        """
+        :raises DiskGone: there is no file at ``path``.
+        """
+        self._enter("set_disk_uuid")
+        with self._lock:
+            if path not in self._files:
+                raise DiskGone(text_type(path))
+            self._files[path] = self._files[path].set(
+                uuid=normalise_disk_uuid(disk_uuid))
 
     def virtual_machines(self):
         self._enter("virtual_machines")
