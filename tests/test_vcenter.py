@@ -254,3 +254,21 @@ def test_a_session_ended_between_requests_hides_no_vm(api, simulator, vcenter,
     assert any(message.get("message_type") ==
                "vsphere_flocker_driver:vcenter:session_expired"
                for message in logger.messages)
+
+
+def test_a_session_ended_again_and_again_is_a_clear_error(dataset_config,
+                                                          logger):
+    """Sessions killed faster than they are opened: bounded, then said."""
+    session = VCenter(configuration_from_dataset(uuid.uuid4(), dataset_config))
+    session.content()
+    logins = []
+
+    def ended_at_once():
+        logins.append(session._generation)
+        raise vim.fault.NotAuthenticated()
+    with pytest.raises(VCenterUnavailable) as caught:
+        session.call(ended_at_once)
+    assert "ended the session 3 times in a row" in str(caught.value)
+    assert len(logins) == 4 and len(set(logins)) == 4
+    logger.flush_tracebacks(VCenterUnavailable)
+    session.close()
