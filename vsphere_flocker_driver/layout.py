@@ -18,7 +18,9 @@ from uuid import UUID, uuid5
 from pyrsistent import PClass, field
 from pyVmomi import vim
 
-from ._compat import python_2_unicode_compatible, string_types, text_type
+from ._compat import (
+    native_string, python_2_unicode_compatible, string_types, text_type,
+)
 
 _DISK_SUFFIX = ".vmdk"
 _DATASTORE_PATH = re.compile(r"\A\[([^\]]+)\] (\S.*)\Z", re.DOTALL)
@@ -78,7 +80,7 @@ def committed_disk_uuid(cluster_id, dataset_id):
     succeeded: derived from the cluster and the dataset, so that any node
     tells the disk of a creation that succeeded from one a lost race left.
     """
-    return uuid5(cluster_id, text_type(dataset_id)).hex
+    return uuid5(cluster_id, native_string(text_type(dataset_id))).hex
 
 
 def blockdevice_id_for(dataset_id):
