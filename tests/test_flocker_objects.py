@@ -31,7 +31,10 @@ from __future__ import unicode_literals
 
 import sys
 
-from constantly import NamedConstant, Names
+try:
+    from constantly import NamedConstant, Names
+except ImportError:  # Twisted 16.2, as Flocker 1.15.0 uses it
+    from twisted.python.constants import NamedConstant, Names
 from pyrsistent import PClass, field, pset_field
 
 # Flocker's own text type; the stand-in imports nothing from the driver.
@@ -59,7 +62,10 @@ class BackendDescription(PClass):
     "flocker/node/exceptions.py": '''\
 """The stand-in's error a backend's factory raises when it cannot start."""
 
-from constantly import NamedConstant
+try:
+    from constantly import NamedConstant
+except ImportError:  # Twisted 16.2, as Flocker 1.15.0 uses it
+    from twisted.python.constants import NamedConstant
 
 
 class StorageInitializationError(Exception):
@@ -85,7 +91,10 @@ from __future__ import unicode_literals
 import sys
 from uuid import UUID
 
-from constantly import ValueConstant, Values
+try:
+    from constantly import ValueConstant, Values
+except ImportError:  # Twisted 16.2, as Flocker 1.15.0 uses it
+    from twisted.python.constants import ValueConstant, Values
 from pyrsistent import PClass, field
 from zope.interface import Interface
 

@@ -17,6 +17,14 @@ from six import python_2_unicode_compatible
 from six.moves import http_client
 from six.moves.urllib.parse import urlparse
 
+try:
+    from constantly import NamedConstant, Names, ValueConstant, Values
+except ImportError:  # pragma: no cover - Flocker 1.15.0's Twisted 16.2
+    # Twisted has them itself up to 16.x; later they live in constantly.
+    from twisted.python.constants import (
+        NamedConstant, Names, ValueConstant, Values,
+    )
+
 PY2 = six.PY2
 
 #: The type of text (``unicode`` on 2.7, ``str`` on 3).
@@ -110,7 +118,8 @@ def native_string(value):
 
 
 __all__ = [
-    "PY2", "text_type", "string_types", "integer_types", "monotonic",
+    "NamedConstant", "Names", "ValueConstant", "Values", "PY2", "text_type",
+    "string_types", "integer_types", "monotonic",
     "to_text", "native_string", "which", "makedirs",
     "python_2_unicode_compatible", "http_client", "urlparse",
 ]

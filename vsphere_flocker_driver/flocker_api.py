@@ -12,11 +12,10 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 from uuid import UUID
 
-from constantly import ValueConstant, Values, NamedConstant, Names
 from pyrsistent import PClass, field
 from zope.interface import Interface
 
-from ._compat import text_type
+from ._compat import NamedConstant, Names, ValueConstant, Values, text_type
 
 try:
     from flocker.node import BackendDescription, DeployerType
