@@ -31,7 +31,7 @@ from vsphere_flocker_driver.flocker_api import (
 )
 from vsphere_flocker_driver.guest import IGuest, SysfsGuest, byte_swapped
 from vsphere_flocker_driver.layout import ClusterLayout
-from vsphere_flocker_driver.operations import IVsphereOperations
+from vsphere_flocker_driver.interface import IVsphereOperations
 from vsphere_flocker_driver.testtools.fakes import (
     DEVICES, INSTANCE_UUID, MAXIMUM_DISKS, POWER_STATE, FakeGuest,
     FakeVsphereOperations, fake_api, fake_configuration,

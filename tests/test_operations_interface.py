@@ -24,7 +24,7 @@ from vsphere_flocker_driver.errors import (
     DatasetAlreadyHasVolume, DatastoreUnusable, DiskGone, DiskLocked,
 )
 from vsphere_flocker_driver.layout import ClusterLayout, DatastorePath, DiskFile
-from vsphere_flocker_driver.operations import IVsphereOperations
+from vsphere_flocker_driver.interface import IVsphereOperations
 from vsphere_flocker_driver.testtools.fakes import (
     POWERED_OFF, POWERED_ON, FakeVsphereOperations, fake_configuration,
 )

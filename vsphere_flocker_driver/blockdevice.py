@@ -32,7 +32,7 @@ from .flocker_api import (
     UnknownVolume,
 )
 from .guest import GuestDeviceError, GuestIdentityUnknown
-from .operations import (
+from .interface import (
     INSTANCE_UUID, POWER_STATE, missing_faults, unknown_vms,
 )
 from .layout import (

@@ -17,7 +17,8 @@ from zope.interface import Interface, implementer
 from ._compat import text_type
 from .devices import free_slot
 from .errors import DriverError
-from .operations import DEVICES, delete_with_task, search_cluster
+from .interface import DEVICES
+from .operations import delete_with_task, search_cluster
 
 
 class PrivilegeTarget(namedtuple("PrivilegeTarget", ["kind", "label", "handle"])):

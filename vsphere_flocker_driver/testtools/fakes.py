@@ -38,7 +38,7 @@ from ..inventory import (
     Datastore, Inventory, missing_datastore, policy_ids, usable_datastore,
 )
 from ..layout import disk_file_name, disks_from_search
-from ..operations import (
+from ..interface import (
     Attachment, Attachments, IVsphereOperations, VirtualMachineRecord,
 )
 
