@@ -21,6 +21,8 @@ from vsphere_flocker_driver.testtools.conformance import (
 from vsphere_flocker_driver.testtools.simulator import Simulator
 
 from .conftest import set_disk_enable_uuid
+# The suite's fixtures that do not depend on where it runs.
+from .test_conformance import minimum_size, unknown_blockdevice_id  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GiB = 1024 ** 3
@@ -51,16 +53,6 @@ def dataset_config(simulator):
         datastore_name=DATASTORES[simulator.kind])
     config.pop("backend")
     return config
-
-
-@pytest.fixture
-def minimum_size():
-    return GiB
-
-
-@pytest.fixture
-def unknown_blockdevice_id():
-    return type(u"")(uuid.uuid4())
 
 
 @pytest.fixture

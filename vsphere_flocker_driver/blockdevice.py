@@ -165,9 +165,8 @@ class VsphereBlockDeviceAPI(object):
             disks, so whether one is held cannot be told.
         """
         if len(disks) == 1:
-            with self._lost_lock:
-                # The one disk of its dataset: the volume, whoever made it.
-                self._lost.discard(disks[0].path)
+            # The one disk of its dataset: the volume, whoever made it.
+            self._forget_lost(disks[0].path)
             return disks[0]
         held = [disk for disk in disks if attachments.holders(disk.path)]
         if held:
@@ -186,6 +185,15 @@ class VsphereBlockDeviceAPI(object):
             return kept[0]
         raise DuplicateDisks(_as_text(blockdevice_id), tuple(sorted(
             text_type(disk.path) for disk in kept)))
+
+    def _remember_lost(self, path):
+        """``path`` is a disk of this process's that lost, until forgotten."""
+        with self._lost_lock:
+            self._lost.add(path)
+
+    def _forget_lost(self, path):
+        with self._lost_lock:
+            self._lost.discard(path)
 
     def _committed(self, disk):
         """Whether ``disk``'s creation succeeded (see ``_keep_one``)."""
@@ -214,8 +222,7 @@ class VsphereBlockDeviceAPI(object):
             self._operations.delete_disk(disk.path)
         except DiskLocked:
             return  # a running VM took it meanwhile: the next round decides
-        with self._lost_lock:
-            self._lost.discard(disk.path)
+        self._forget_lost(disk.path)
         log_message(RACE_LOST, blockdevice_id=blockdevice_id_for(disk.dataset_id),
                     reason="a second disk of the dataset, {}, was deleted".format(
                         disk.path))
@@ -319,8 +326,7 @@ class VsphereBlockDeviceAPI(object):
                                           dataset_id)
             # Until this creation succeeds, its disk is one that lost: never
             # reported to Flocker, so never written to (see ``_keep_one``).
-            with self._lost_lock:
-                self._lost.add(path)
+            self._remember_lost(path)
             try:
                 self._operations.create_disk(
                     path, dataset_id, size // 1024, profile.disk_type,
@@ -329,9 +335,11 @@ class VsphereBlockDeviceAPI(object):
                 # The file is there, yet no complete disk was found above: an
                 # earlier creation stopped half-way.  Clear it and create.
                 if self._operations.search_disks(self._layout, dataset_id):
+                    self._forget_lost(path)  # another node's, not ours
                     raise
                 if self._attachments().holder(path) is not None:
                     # Whatever it is, a VM uses it: never deleted.
+                    self._forget_lost(path)
                     raise
                 self._operations.remove_disk_files(path)
                 log_message(INCOMPLETE_DISK_REMOVED, disk_path=text_type(path))
@@ -343,8 +351,7 @@ class VsphereBlockDeviceAPI(object):
             # for every node to tell (see ``_keep_one``).
             self._operations.set_disk_uuid(
                 path, committed_disk_uuid(self._config.cluster_id, dataset_id))
-            with self._lost_lock:
-                self._lost.discard(path)
+            self._forget_lost(path)
             volume = BlockDeviceVolume(
                 blockdevice_id=blockdevice_id_for(dataset_id), size=size,
                 attached_to=None, dataset_id=dataset_id)
@@ -364,8 +371,7 @@ class VsphereBlockDeviceAPI(object):
             # If vCenter fails now, the disk stays among the lost, and a
             # later operation of this process deletes it (``_keep_one``).
             self._operations.delete_disk(path)
-            with self._lost_lock:
-                self._lost.discard(path)
+            self._forget_lost(path)
             log_message(RACE_LOST, blockdevice_id=blockdevice_id_for(dataset_id),
                         reason="another node created a disk for the dataset")
             raise DatasetAlreadyHasVolume(dataset_id)

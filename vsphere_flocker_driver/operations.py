@@ -240,7 +240,9 @@ class VsphereOperations(object):
             self._create_disk(path, dataset_id, capacity_kb, disk_type,
                               policy_id)
         except vim.fault.FileNotFound:
+            # Someone removed the folder (or its namespace) since.
             self._folders_made.discard(text_type(folder))
+            self._namespaces.discard(folder.datastore)
             self.ensure_folder(folder)
             self._create_disk(path, dataset_id, capacity_kb, disk_type,
                               policy_id)
