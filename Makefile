@@ -8,6 +8,11 @@
 #                    sdist, on both interpreters
 #   make dist        the sdist and the universal wheel in dist/, checked by twine
 #   make demo        the simulator-backed demo (Python 3)
+#   make bench       benchmarks/operations.py on Python 3, then on Python 2.7:
+#                    SOAP requests, bytes received, client CPU and wall time
+#                    of each operation, on the simulator with tasks that take
+#                    time as on vCenter; BENCH_ARGS is passed on, e.g.
+#                    make bench BENCH_ARGS="--volumes 500 --vms 100"
 #   make lint        ruff (Python 3)
 #   make docs        Sphinx, warnings as errors
 #   make clean       build artefacts and caches; `make distclean` also the venvs
@@ -33,6 +38,7 @@ VENV_DIR := $(abspath $(VENV))
 PY3 := $(VENV)/py3/bin/python
 PY27 := $(VENV)/py27/bin/python
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # Tells tests/test_packaging.py where the built files are, and that they and
 # the py27 install records must be there.
 PYTEST_ENV := VSPHERE_FLOCKER_DIST=$(abspath dist)
@@ -56,7 +62,7 @@ PY27_STAMP := $(VENV)/py27/.stamp-bootstrap
 BOOTSTRAP_VENVS := VENV_DIR=$(VENV_DIR) scripts/bootstrap-venvs.sh
 
 .PHONY: bootstrap bootstrap-system bootstrap-py3 bootstrap-py27 dist \
-	test test-py3 test-py27 test-sdist demo lint docs clean distclean
+	test test-py3 test-py27 test-sdist demo bench lint docs clean distclean
 
 bootstrap: bootstrap-system bootstrap-py3 bootstrap-py27
 bootstrap-system: $(SYSTEM_STAMP)
@@ -130,6 +136,16 @@ test-sdist: $(PY3_STAMP) $(PY27_STAMP)
 # Needs Go and govmomi (system packages) to build the simulator.
 demo: $(SYSTEM_STAMP) $(PY3_STAMP)
 	$(VENV)/py3/bin/vsphere-flocker demo
+
+# Needs Go and govmomi, as the demo does; both interpreters run the checkout
+# (the benchmark puts it first on sys.path).  Each runs even when the other
+# fails; the status is the worst.
+bench: $(SYSTEM_STAMP) $(PY3_STAMP) $(PY27_NODE_STAMP) | $(PY27_STAMP)
+	@status=0; \
+	for python in $(PY3) $(PY27); do \
+		echo "== benchmarks/operations.py on $$python"; \
+		$$python benchmarks/operations.py $(BENCH_ARGS) || { echo "== $$python: the benchmark failed"; status=1; }; \
+	done; exit $$status
 
 lint: $(PY3_STAMP)
 	$(VENV)/py3/bin/ruff check .

@@ -1315,3 +1315,132 @@ def test_simulator_storage_options_are_checked():
         "-pod", "B:2:nosdrs"]
     with pytest.raises(ValueError):
         Simulator().uuid_path("no datastore path")
+
+
+# -- task timing (vcsim/taskdelay.go) ----------------------------------------
+
+#: Seconds each task of ``slow_sim`` reports running.
+TASK_DELAY = 1.0
+
+
+@pytest.fixture(scope="module")
+def slow_sim():
+    simulator = Simulator(vms=1, hosts=1, clusters=0, task_delay=TASK_DELAY)
+    try:
+        simulator.start()
+    except SimulatorUnavailable as e:
+        pytest.skip("vCenter simulator unavailable: %s" % (e,))
+    yield simulator
+    simulator.stop()
+
+
+def task_outcome(task, timeout=30):
+    """(info.state, info.result, info.error) once the task has ended."""
+    deadline = time.time() + timeout
+    while True:
+        info = task.info
+        if info.state in ("success", "error"):
+            return info.state, info.result, info.error
+        assert time.time() < deadline, "task %s did not finish" % (task,)
+        time.sleep(0.05)
+
+
+def start_disk(content, dc, datastore):
+    content.fileManager.MakeDirectory(
+        name="[%s] TIMED" % (datastore,), datacenter=dc,
+        createParentDirectories=True)
+    path = "[%s] TIMED/%s.vmdk" % (datastore, uuid.uuid4().hex)
+    return path, content.virtualDiskManager.CreateVirtualDisk_Task(
+        name=path, datacenter=dc,
+        spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+            capacityKb=1024, diskType="thin", adapterType="lsiLogic"))
+
+
+def test_tasks_end_before_their_start_answers_by_default(si, dc, sim):
+    path, task = start_disk(si.content, dc, sorted(sim.datastores)[0])
+    assert task.info.state == "success"
+    assert task.info.result == path
+
+
+def test_task_delay_keeps_a_task_running_then_ends_it_as_it_ran(slow_sim):
+    """
+    With a task delay, a task is still running when its client first
+    looks, then ends with its own result or fault.  Its effect is there
+    from the start (the disk's files), and so when it reports success.
+    """
+    instance = slow_sim.connect()
+    try:
+        content = instance.RetrieveContent()
+        dc = find_entity(content, vim.Datacenter, slow_sim.datacenter_name)
+        datastore = sorted(slow_sim.datastores)[0]
+        path, task = start_disk(content, dc, datastore)
+        first = task.info
+        assert first.state in ("queued", "running")
+        assert first.result is None and first.error is None
+        assert first.completeTime is None
+        assert os.path.exists(slow_sim.local_path(path))
+        assert task_outcome(task) == ("success", path, None)
+        assert task.info.completeTime is not None
+
+        failed = content.virtualDiskManager.DeleteVirtualDisk_Task(
+            name="[%s] TIMED/missing.vmdk" % (datastore,), datacenter=dc)
+        assert failed.info.state in ("queued", "running")
+        state, result, error = task_outcome(failed)
+        assert (state, result) == ("error", None)
+        assert isinstance(error, vim.fault.FileNotFound)
+
+        vm = find_entity(content, vim.VirtualMachine, slow_sim.vms[0].name)
+        reconfigure = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(
+            extraConfig=[vim.option.OptionValue(key="timed", value="yes")]))
+        assert reconfigure.info.state in ("queued", "running")
+        assert task_outcome(reconfigure)[0] == "success"
+    finally:
+        Disconnect(instance)
+
+
+def test_task_delay_end_reaches_wait_for_updates(slow_sim):
+    """A filter on a running task is told of its end (WaitForUpdatesEx)."""
+    collector = vmodl.query.PropertyCollector
+    instance = slow_sim.connect()
+    try:
+        content = instance.RetrieveContent()
+        dc = find_entity(content, vim.Datacenter, slow_sim.datacenter_name)
+        path, task = start_disk(content, dc, sorted(slow_sim.datastores)[0])
+        own = content.propertyCollector.CreatePropertyCollector()
+        try:
+            own.CreateFilter(collector.FilterSpec(
+                objectSet=[collector.ObjectSpec(obj=task)],
+                propSet=[collector.PropertySpec(
+                    type=vim.Task, pathSet=["info.state", "info.result"])]),
+                partialUpdates=False)
+            seen, states, version = {}, [], ""
+            deadline = time.time() + 30
+            while seen.get("info.state") not in ("success", "error"):
+                assert time.time() < deadline
+                update = own.WaitForUpdatesEx(
+                    version, collector.WaitOptions(maxWaitSeconds=5))
+                if update is None:
+                    continue
+                version = update.version
+                for filter_update in update.filterSet:
+                    for object_update in filter_update.objectSet:
+                        for change in object_update.changeSet:
+                            if change.name == "info.state":
+                                states.append(change.val)
+                            seen[change.name] = change.val
+            assert states[0] in ("queued", "running")
+            assert (seen["info.state"], seen["info.result"]) == ("success", path)
+        finally:
+            own.DestroyPropertyCollector()
+    finally:
+        Disconnect(instance)
+
+
+def test_task_delay_option():
+    assert "-task-delay" not in Simulator()._arguments
+    arguments = Simulator(task_delay=0.25)._arguments
+    index = arguments.index("-task-delay")
+    assert arguments[index + 1] == "0.250000s"
+    for wrong in (-1, float("nan"), True):
+        with pytest.raises(ValueError):
+            Simulator(task_delay=wrong)

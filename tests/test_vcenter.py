@@ -6,8 +6,11 @@ inventory checks at start-up, task errors, and the SOAP requests counted.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 import hashlib
+import os
 import socket
 import ssl
+import threading
+import time
 import uuid
 
 import pytest
@@ -187,10 +190,11 @@ def test_operations_make_few_soap_calls(api, simulator, monkeypatch):
 
 def test_task_wait_through_property_updates(dataset_config, logger):
     """
-    The event-driven wait (a private collector, a filter on the task's
-    state, WaitForUpdatesEx) sees a task end.  The simulator runs tasks
-    synchronously, so the fast path would always answer: this drives the
-    wait itself.
+    The event-driven wait (a waiter: a list view holding the task, a
+    collector of its own with a filter on the view's tasks' state,
+    WaitForUpdatesEx) sees a task end.  This simulator ends tasks before
+    their start answers, so the first look would always answer: this
+    drives the wait itself.
     """
     config = configuration_from_dataset(uuid.uuid4(), dataset_config)
     session = VCenter(config)
@@ -211,8 +215,8 @@ def test_task_wait_through_property_updates(dataset_config, logger):
              "vsphere_flocker_driver:vcenter:call"
              and message.get("action_status") == "started"]
     assert calls[-4:] == [
-        "CreatePropertyCollector", "CreateFilter", "WaitForUpdatesEx",
-        "DestroyPropertyCollector"]
+        "CreateListView", "CreatePropertyCollector", "CreateFilter",
+        "WaitForUpdatesEx"]
     session.close()
 
 
@@ -272,3 +276,253 @@ def test_a_session_ended_again_and_again_is_a_clear_error(dataset_config,
     assert len(logins) == 4 and len(set(logins)) == 4
     logger.flush_tracebacks(VCenterUnavailable)
     session.close()
+
+
+# -- task waits with tasks that take time, as on vCenter -------------------
+
+#: Seconds each task of ``slow_simulator`` reports running: long enough
+#: that the first look, right after the start, sees it running.
+TASK_DELAY = 0.5
+
+
+@pytest.fixture(scope="module")
+def slow_simulator():
+    """A simulator whose tasks are still running at the first look."""
+    from vsphere_flocker_driver.testtools.simulator import (
+        Simulator, SimulatorUnavailable)
+    sim = Simulator(vms=1, task_delay=TASK_DELAY)
+    try:
+        sim.start()
+    except SimulatorUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("the vCenter simulator is not available: {}".format(error))
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def slow_session(slow_simulator, logger):
+    """A session on ``slow_simulator`` and its datacenter."""
+    dataset = slow_simulator.dataset_config()
+    dataset.pop("backend")
+    sessions = []
+
+    def make(**overrides):
+        session = VCenter(configuration_from_dataset(
+            uuid.uuid4(), dict(dataset, **overrides)))
+        sessions.append(session)
+        datacenter = datacenter_of(session)
+        session.call(session.content().fileManager.MakeDirectory,
+                     name="[LocalDS_0] waits", datacenter=datacenter,
+                     createParentDirectories=True)
+        return session, datacenter
+    yield make
+    for session in sessions:
+        session.close()
+
+
+def start_disk(session, datacenter, name=None):
+    """Start creating a disk; return (the task, the disk's path)."""
+    path = "[LocalDS_0] waits/{}.vmdk".format(name or uuid.uuid4().hex)
+    task = session.call(
+        session.content().virtualDiskManager.CreateVirtualDisk_Task,
+        name=path, datacenter=datacenter,
+        spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+            capacityKb=1024, diskType="thin", adapterType="lsiLogic"))
+    return task, path
+
+
+def create_disk(session, datacenter, name=None):
+    """Create a disk and wait for it; return (its path, the result)."""
+    task, path = start_disk(session, datacenter, name)
+    return path, session.wait_for_task(task, "create a disk")
+
+
+def test_wait_on_a_running_task_keeps_its_collector(slow_session,
+                                                    monkeypatch):
+    """
+    A task still running at the first look: the session's first wait makes
+    its waiter (a list view, a collector, a filter: as many requests as the
+    collector made and destroyed for each wait before); every later wait
+    only points the waiter at its task and reads the updates.
+    """
+    session, datacenter = slow_session()
+    counter = SoapCounter(monkeypatch)
+    task, path = start_disk(session, datacenter)
+    del counter.calls[:]
+    assert session.wait_for_task(task, "create a disk") == path
+    assert counter.calls[:5] == [
+        "RetrievePropertiesEx", "CreateListView", "CreatePropertyCollector",
+        "CreateFilter", "WaitForUpdatesEx"]
+    assert set(counter.calls[5:]) <= {"WaitForUpdatesEx"}
+    assert len(counter.calls) <= 6, counter.calls
+    for _ in range(3):
+        task, path = start_disk(session, datacenter)
+        del counter.calls[:]
+        assert session.wait_for_task(task, "create a disk") == path
+        # The first look (still running), the waiter pointed at the task,
+        # and its updates: the first says the task ended, or that it still
+        # runs and the second that it ended.
+        assert counter.calls[:3] == [
+            "RetrievePropertiesEx", "ResetListView", "WaitForUpdatesEx"]
+        assert counter.calls[3:] in ([], ["WaitForUpdatesEx"]), counter.calls
+    assert len(session._waiters) == 1
+
+
+def test_wait_on_a_kept_waiter_costs_two_requests(slow_session, slow_simulator,
+                                                  monkeypatch):
+    """
+    Beyond the first look, a wait on a kept waiter costs two requests when
+    vCenter's first report of the task to the waiter says it ended: here
+    the task is let end first, so that report does, whatever the timing.
+    """
+    session, datacenter = slow_session()
+    create_disk(session, datacenter)
+    task, path = start_disk(session, datacenter)
+    from pyVim.connect import Disconnect
+    instance = slow_simulator.connect()
+    try:
+        own = vim.Task(task._moId, instance._stub)
+        for _ in range(600):
+            if own.info.state == "success":
+                break
+            time.sleep(0.05)
+    finally:
+        Disconnect(instance)
+    counter = SoapCounter(monkeypatch)
+    info = session._wait_for_task_update(task, "create a disk")
+    assert counter.calls == ["ResetListView", "WaitForUpdatesEx"]
+    assert (info["info.state"], info["info.result"]) == ("success", path)
+
+
+def test_wait_for_a_failed_running_task_raises_its_fault(slow_session):
+    session, datacenter = slow_session()
+    for _ in range(2):  # a new waiter, then a kept one
+        task = session.call(
+            session.content().virtualDiskManager.DeleteVirtualDisk_Task,
+            name="[LocalDS_0] waits/missing.vmdk", datacenter=datacenter)
+        with pytest.raises(vim.fault.FileNotFound):
+            session.wait_for_task(task, "delete a missing disk")
+
+
+def test_concurrent_waits_each_get_their_own_task(slow_session, logger,
+                                                  monkeypatch):
+    """
+    Threads waiting at once each wait on a waiter of their own (a collector
+    answers for all its filters) and each get their own task's outcome;
+    the waiters are kept for the next waits.
+    """
+    session, datacenter = slow_session()
+    counter = SoapCounter(monkeypatch)
+    threads = 4
+    go = threading.Event()
+    outcomes = {}
+
+    def wait(index):
+        go.wait(30)
+        if index == 0:
+            task = session.call(
+                session.content().virtualDiskManager.DeleteVirtualDisk_Task,
+                name="[LocalDS_0] waits/missing.vmdk", datacenter=datacenter)
+            try:
+                session.wait_for_task(task, "delete a missing disk")
+            except vim.fault.FileNotFound as fault:
+                outcomes[index] = fault
+            return
+        outcomes[index] = create_disk(session, datacenter,
+                                      "thread-{}-{}".format(index,
+                                                            uuid.uuid4().hex))
+    workers = [threading.Thread(target=wait, args=(index,))
+               for index in range(threads)]
+    for worker in workers:
+        worker.start()
+    go.set()
+    for worker in workers:
+        worker.join(60)
+    assert isinstance(outcomes.pop(0), vim.fault.FileNotFound)
+    assert sorted(outcomes) == list(range(1, threads))
+    for index, (path, result) in outcomes.items():
+        assert result == path and "thread-{}-".format(index) in path
+    assert counter.calls.count("CreatePropertyCollector") <= threads
+    assert 1 <= len(session._waiters) <= threads
+    logger.flush_tracebacks(vim.fault.FileNotFound)
+
+
+def test_wait_after_a_new_login_makes_a_new_waiter(slow_session,
+                                                   slow_simulator, logger):
+    """
+    A session ended (by an administrator, or expired) takes its waiters'
+    collectors with it: the next wait, after the new login, makes another.
+    """
+    session, datacenter = slow_session()
+    create_disk(session, datacenter)
+    [old] = session._waiters
+    end_session(session, slow_simulator)
+    path, result = create_disk(session, datacenter)
+    assert result == path
+    [new] = session._waiters
+    assert new is not old and new.generation > old.generation
+    assert any(message.get("message_type") ==
+               "vsphere_flocker_driver:vcenter:session_expired"
+               for message in logger.messages)
+
+
+def test_session_ended_during_a_wait(slow_session, slow_simulator, logger,
+                                     monkeypatch):
+    """
+    A session that ends between the first look and the wait: the kept
+    waiter's objects are gone (ManagedObjectNotFound after the new login),
+    and the wait goes on with a new one.
+    """
+    session, datacenter = slow_session()
+    create_disk(session, datacenter)
+    [old] = session._waiters
+    first_look = session._task_info
+
+    def look_then_end(task):
+        info = first_look(task)
+        end_session(session, slow_simulator)
+        return info
+    monkeypatch.setattr(session, "_task_info", look_then_end)
+    path, result = create_disk(session, datacenter)
+    assert result == path
+    [new] = session._waiters
+    assert new is not old and new.generation > old.generation
+
+
+def test_timeout_bounds_a_wait_and_the_waiter_is_kept(slow_session,
+                                                      slow_simulator, logger):
+    """
+    A task that never ends: the wait ends at the operation timeout, and the
+    next wait uses the same waiter.
+    """
+    from vsphere_flocker_driver.errors import TaskTimeout
+    from vsphere_flocker_driver.testtools.simulator import find_entity
+    session, datacenter = slow_session(operation_timeout=2)
+    vm = find_entity(session.content(), vim.VirtualMachine,
+                     slow_simulator.vms[0].name)
+    session.run_task(vm.ReconfigVM_Task, "inject a hang",
+                     spec=vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(
+                         key="vcsim.inject.reconfigure", value="Hang:1")]))
+    [waiter] = session._waiters
+    with pytest.raises(TaskTimeout) as caught:
+        session.run_task(vm.ReconfigVM_Task, "hang", spec=vim.vm.ConfigSpec())
+    assert "did not finish within 2.0 seconds" in str(caught.value)
+    assert caught.value.state in ("queued", "running")
+    logger.flush_tracebacks(TaskTimeout)
+    path, result = create_disk(session, datacenter)
+    assert result == path
+    assert session._waiters == [waiter]
+
+
+def end_session(session, simulator):
+    """End ``session``'s vCenter session, as an administrator would."""
+    from pyVim.connect import Disconnect
+    key = session.content().sessionManager.currentSession.key
+    instance = simulator.connect()
+    try:
+        instance.RetrieveContent().sessionManager.TerminateSession(
+            sessionId=[key])
+    finally:
+        Disconnect(instance)

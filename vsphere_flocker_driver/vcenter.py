@@ -117,7 +117,8 @@ class VCenter(object):
     One vCenter session, opened lazily and opened again when it expires.
 
     Safe to use from several threads: pyVmomi's stub pools its connections,
-    and logging in is serialised.
+    logging in is serialised, and each task wait has a waiter (a property
+    collector) of its own while it waits.
 
     :ivar config: The ``VsphereConfiguration``.
     """
@@ -130,6 +131,9 @@ class VCenter(object):
         # Bumped by every login, so a thread that saw an expired session can
         # tell whether another thread already logged in again.
         self._generation = 0
+        # Task waiters not in use (``_TaskWaiter``), kept for the next waits.
+        self._waiters = []
+        self._waiters_lock = threading.Lock()
 
     # -- the session ---------------------------------------------------------
 
@@ -369,10 +373,15 @@ class VCenter(object):
         Only ``info.state``, ``info.error`` and ``info.result`` are read: the
         whole ``info`` of some tasks does not deserialise (see the notes on
         VirtualDiskManager tasks).  A task that has already ended costs one
-        request; otherwise a private property collector waits for updates,
-        bounded by the operation timeout.  A task that failed raises its
-        fault; the Eliot action around the wait records what the task was
-        doing.
+        request (the first look).  Otherwise a waiter of this session's (see
+        ``_TaskWaiter``) is pointed at it and waits for its updates, bounded
+        by the operation timeout: two requests more (``ResetListView``,
+        ``WaitForUpdatesEx``) when vCenter's first report of it to the waiter
+        says it ended, three when that report still says running.  The first
+        wait of each thread waiting at the same time in a session makes its
+        waiter instead of resetting one (three requests for one).  A task
+        that failed raises its fault; the Eliot action around the wait
+        records what the task was doing.
         """
         with WAIT_FOR_TASK(task=task._moId, description=description):
             info = self._task_info(task)
@@ -394,81 +403,177 @@ class VCenter(object):
         return self.properties_of(task, vim.Task, _TASK_PROPERTIES)
 
     def _wait_for_task_update(self, task, description):
+        """
+        Wait until ``task`` ends, on a waiter of this session's; one whose
+        objects died with their session (it was opened again meanwhile) is
+        replaced by a new one, a bounded number of times.
+
+        :returns: ``{property path: value}`` of the ended task.
+        :raises TaskTimeout: it did not end within the operation timeout.
+        :raises VCenterUnavailable: the waiters kept disappearing.
+        """
         timeout = self.config.operation_timeout
         deadline = monotonic() + timeout
         info = {}
+        lost = 0
         while True:
             try:
-                return self._wait_with_collector(task, description, deadline,
-                                                 info)
-            except vmodl.fault.ManagedObjectNotFound:
-                # The session was opened again meanwhile, and the collector
-                # died with the old one: wait on with a new one.
+                return self._wait_once(task, description, deadline, info)
+            except _WaiterLost:
+                lost += 1
+                if lost > _MAX_LOGINS:
+                    raise VCenterUnavailable(
+                        self.config.vc_host, self.config.vc_port,
+                        "vCenter lost the task wait's property collector {} "
+                        "times in a row".format(lost))
                 if monotonic() >= deadline:
                     raise TaskTimeout(task._moId, description,
                                       info.get("info.state"), timeout)
 
-    def _wait_with_collector(self, task, description, deadline, info):
-        """One private collector's wait for ``task``; fills ``info``."""
-        timeout = self.config.operation_timeout
-        generation = self._generation
-        collector = self.call(
-            self.content().propertyCollector.CreatePropertyCollector)
+    def _wait_once(self, task, description, deadline, info):
+        """
+        One waiter's wait for ``task``; fills ``info``.  The waiter is kept
+        for the next wait unless a request on it was cut off, it failed, or
+        the session it belongs to is gone.
+
+        :raises _WaiterLost: its collector, filter or view no longer exist.
+        """
+        waiter = self._take_waiter() or self._new_waiter(task)
+        keep = False
         try:
-            self.call(collector.CreateFilter,
-                      filter_spec([task], vim.Task, _TASK_PROPERTIES),
+            self._wait_with(waiter, task, description, deadline, info)
+            keep = True
+            return info
+        except (TaskTimeout, PropertiesUnknown):
+            keep = waiter.settled
+            raise
+        except vmodl.fault.ManagedObjectNotFound as fault:
+            if not _same_object(fault.obj, task):
+                raise _WaiterLost()
+            keep = True
+            raise
+        except vmodl.MethodFault:
+            self._destroy_waiter(waiter)
+            raise
+        finally:
+            # A waiter not kept is left to end with its session: after a
+            # request that was cut off, another would likely wait as long.
+            if keep and waiter.generation == self._generation:
+                with self._waiters_lock:
+                    self._waiters.append(waiter)
+
+    def _take_waiter(self):
+        """An idle waiter of the current session, or ``None``."""
+        generation = self._generation
+        with self._waiters_lock:
+            while self._waiters:
+                waiter = self._waiters.pop()
+                if waiter.generation == generation:
+                    return waiter
+                # Its objects died with the session it belonged to.
+        return None
+
+    def _new_waiter(self, task):
+        """
+        A waiter whose view holds ``task`` already: three requests, made
+        once for each thread waiting at the same time in a session.
+
+        :raises _WaiterLost: the session ended while it was being made.
+        """
+        content = self.content()
+        generation = self._generation
+        try:
+            # The view first: a task that is gone leaves nothing behind.
+            view = self.call(content.viewManager.CreateListView, [task])
+            collector = self.call(
+                content.propertyCollector.CreatePropertyCollector)
+            self.call(collector.CreateFilter, _task_view_spec(view),
                       partialUpdates=False)
-            version = ""
-            while True:
-                remaining = deadline - monotonic()
-                if remaining <= 0:
+        except vmodl.fault.ManagedObjectNotFound as fault:
+            if _same_object(fault.obj, task):
+                raise
+            raise _WaiterLost()
+        return _TaskWaiter(generation, collector, view, task._moId)
+
+    def _destroy_waiter(self, waiter):
+        """Destroy a waiter vCenter refused a request of, as far as it can."""
+        for method in (waiter.collector.DestroyPropertyCollector,
+                       waiter.view.DestroyView):
+            try:
+                self.call(method)
+            except (vmodl.MethodFault, VCenterUnavailable):
+                # They die with the session anyway; the wait's own outcome
+                # is what the caller needs to see.
+                pass
+
+    def _wait_with(self, waiter, task, description, deadline, info):
+        """
+        Point ``waiter`` at ``task`` (one ``ResetListView`` unless its view
+        holds it already) and read updates until the task ends.
+
+        vCenter reports a task entering the view with its current state, so
+        the first answer may already tell its end; updates of the tasks of
+        earlier waits on this waiter are passed over.
+        """
+        timeout = self.config.operation_timeout
+        if waiter.task != task._moId:
+            waiter.settled = False
+            unresolved = self.call(waiter.view.ResetListView, [task])
+            waiter.settled = True
+            waiter.task = task._moId
+            if any(_same_object(obj, task) for obj in unresolved or ()):
+                raise vmodl.fault.ManagedObjectNotFound(obj=task)
+        while True:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise TaskTimeout(task._moId, description,
+                                  info.get("info.state"), timeout)
+            # vCenter answers after at most maxWaitSeconds, which stays
+            # below the request's own timeout (the operation timeout).
+            options = vmodl.query.PropertyCollector.WaitOptions(
+                maxWaitSeconds=max(1, int(min(
+                    remaining, _MAX_WAIT_SECONDS, timeout / 2))))
+            waiter.settled = False
+            try:
+                update = self.call(waiter.collector.WaitForUpdatesEx,
+                                   waiter.version, options)
+            except VCenterUnavailable as error:
+                # With a timeout under two seconds the shortest wait
+                # vCenter knows (one second) can outlast the request.
+                if error.timed_out and monotonic() >= deadline:
                     raise TaskTimeout(task._moId, description,
                                       info.get("info.state"), timeout)
-                # vCenter answers after at most maxWaitSeconds, which stays
-                # below the request's own timeout (the operation timeout).
-                options = vmodl.query.PropertyCollector.WaitOptions(
-                    maxWaitSeconds=max(1, int(min(
-                        remaining, _MAX_WAIT_SECONDS, timeout / 2))))
-                try:
-                    update = self.call(collector.WaitForUpdatesEx, version,
-                                       options)
-                except VCenterUnavailable as error:
-                    # With a timeout under two seconds the shortest wait
-                    # vCenter knows (one second) can outlast the request.
-                    if error.timed_out and monotonic() >= deadline:
-                        raise TaskTimeout(task._moId, description,
-                                          info.get("info.state"), timeout)
-                    raise
-                if update is None:
-                    continue
-                version = update.version
-                for filter_update in update.filterSet or ():
-                    for object_update in filter_update.objectSet or ():
-                        for change in object_update.changeSet or ():
-                            info[change.name] = change.val
-                        self._check_update(task, object_update, generation)
-                if info.get("info.state") in _TERMINAL_TASK_STATES:
-                    return info
-        finally:
-            try:
-                self.call(collector.DestroyPropertyCollector)
-            except (vmodl.MethodFault, VCenterUnavailable):
-                # The collector dies with the session anyway; the wait's own
-                # outcome is what the caller needs to see.
-                pass
+                raise
+            waiter.settled = True
+            if update is None:
+                continue
+            waiter.version = update.version
+            for filter_update in update.filterSet or ():
+                for object_update in filter_update.objectSet or ():
+                    if not _same_object(object_update.obj, task):
+                        continue
+                    if object_update.kind == "leave":
+                        # vCenter no longer has the task.
+                        raise vmodl.fault.ManagedObjectNotFound(obj=task)
+                    for change in object_update.changeSet or ():
+                        info[change.name] = change.val
+                    self._check_update(task, object_update, waiter.generation)
+            if info.get("info.state") in _TERMINAL_TASK_STATES:
+                return info
 
     def _check_update(self, task, object_update, generation):
         """
         A task's update that lacks a property says why (``missingSet``):
         never read as "still running".  A session that died meanwhile is
-        opened again and the wait goes on with a new collector.
+        opened again and the wait goes on with a new waiter.
 
         :raises PropertiesUnknown: vCenter cannot tell the task's state.
+        :raises _WaiterLost: the session was opened again.
         """
         for missing in object_update.missingSet or ():
             if isinstance(missing.fault, vim.fault.NotAuthenticated):
                 self._log_in_again(generation, 1)
-                raise vmodl.fault.ManagedObjectNotFound(obj=task)
+                raise _WaiterLost()
             raise PropertiesUnknown(text_type(task._moId),
                                     text_type(missing.path),
                                     fault_name(missing.fault))
@@ -507,6 +612,59 @@ class VCenter(object):
         profiles = self.call(manager.PbmRetrieveContent, profileIds=ids)
         return dict((text_type(profile.name), text_type(profile.profileId.uniqueId))
                     for profile in profiles)
+
+
+class _WaiterLost(Exception):
+    """A task waiter's collector, filter or view no longer exist."""
+
+
+class _TaskWaiter(object):
+    """
+    What a task wait needs on vCenter, kept for the next wait: a property
+    collector of its own holding one filter on ``info.state``,
+    ``info.error`` and ``info.result`` of the tasks of a list view.  Pointing
+    it at another task is one request (``ResetListView``), where a collector
+    or filter made for each wait costs requests to make and to destroy, and
+    nothing is left behind on vCenter but the last task in the view.
+
+    One thread uses it at a time: ``WaitForUpdatesEx`` answers for all of a
+    collector's filters, so threads sharing one would take each other's
+    updates.
+
+    :ivar int generation: The session (``VCenter._generation``) its objects
+        belong to; they die with it.
+    :ivar collector: Its ``PropertyCollector``.
+    :ivar view: Its ``ListView``.
+    :ivar text task: The ``_moId`` of the task its view holds.
+    :ivar version: The update version its collector last answered.
+    :ivar bool settled: Its last request was answered; one that was cut off
+        leaves it in a state nobody knows, and it is not used again.
+    """
+
+    def __init__(self, generation, collector, view, task):
+        self.generation = generation
+        self.collector = collector
+        self.view = view
+        self.task = task
+        self.version = ""
+        self.settled = True
+
+
+def _same_object(obj, other):
+    """Whether two managed objects (or a fault's ``obj``) are one."""
+    return (obj is not None
+            and getattr(obj, "_moId", None) == getattr(other, "_moId", None))
+
+
+def _task_view_spec(view):
+    """A filter spec for the task properties read of every task in ``view``."""
+    Collector = vmodl.query.PropertyCollector
+    return Collector.FilterSpec(
+        objectSet=[Collector.ObjectSpec(obj=view, skip=True, selectSet=[
+            Collector.TraversalSpec(name="tasks", type=vim.view.ListView,
+                                    path="view", skip=False)])],
+        propSet=[Collector.PropertySpec(type=vim.Task,
+                                        pathSet=list(_TASK_PROPERTIES))])
 
 
 def filter_spec(objects, kind, paths):

@@ -190,7 +190,8 @@ class Simulator(object):
                  datastores=1, username="administrator@vsphere.local",
                  password=None, delay_ms=0, clone_bios_uuid=False,
                  listen="127.0.0.1:0", start_timeout=60.0, vsan=False,
-                 vvol=False, pods=None, namespace_mkdir="namespace"):
+                 vvol=False, pods=None, namespace_mkdir="namespace",
+                 task_delay=0):
         """
         :param int vms: VMs per standalone host and per cluster.
         :param int hosts: Standalone hosts.
@@ -215,6 +216,11 @@ class Simulator(object):
             at the top level of a vSAN or VVol datastore: ``"namespace"``
             makes a namespace object, as vCenter does; ``"refuse"`` fails
             with ``CannotCreateFile``.
+        :param float task_delay: Seconds each task a client starts reports
+            ``running`` before it ends (with the same result or fault), as
+            on vCenter, where a task is still running at the first look
+            (``vcsim/taskdelay.go``); 0: tasks have ended when their start
+            answers.
         """
         if password is None:
             password = binascii.hexlify(os.urandom(8)).decode("ascii")
@@ -240,6 +246,11 @@ class Simulator(object):
                              "not %r" % (namespace_mkdir,))
         if namespace_mkdir != "namespace":
             self._arguments += ["-namespace-mkdir", namespace_mkdir]
+        if task_delay:
+            if isinstance(task_delay, bool) or not task_delay >= 0:
+                raise ValueError("task_delay must be seconds >= 0, not %r" % (
+                    task_delay,))
+            self._arguments += ["-task-delay", "%.6fs" % (task_delay,)]
         for name, members, sdrs in _pod_specs(pods):
             self._arguments += ["-pod", "%s:%d:%s" % (
                 name, members, "sdrs" if sdrs else "nosdrs")]
@@ -735,6 +746,10 @@ def main(argv=None):
                         help="default: a random one, printed below")
     parser.add_argument("--delay-ms", type=int, default=0,
                         help="milliseconds added to every SOAP call")
+    parser.add_argument("--task-delay", type=float, default=0.0,
+                        metavar="SECONDS",
+                        help="how long each task reports running before it "
+                        "ends, as on vCenter (default 0: at once)")
     parser.add_argument("--clone-bios-uuid", action="store_true",
                         help="the last VM shares the first VM's BIOS UUID")
     parser.add_argument("--listen", default="127.0.0.1:0")
@@ -747,6 +762,8 @@ def main(argv=None):
                         help="a datastore cluster with new member datastores "
                         "(default 2, Storage DRS on); repeatable")
     options = parser.parse_args(argv)
+    if not options.task_delay >= 0:
+        parser.error("--task-delay must be seconds >= 0")
 
     pods = {}
     for value in options.pod:
@@ -763,7 +780,7 @@ def main(argv=None):
         username=options.username, password=options.password,
         delay_ms=options.delay_ms, clone_bios_uuid=options.clone_bios_uuid,
         listen=options.listen, vsan=options.vsan, vvol=options.vvol,
-        pods=pods)
+        pods=pods, task_delay=options.task_delay)
     # A service manager or `timeout` stops us with SIGTERM: leave as on Ctrl-C,
     # through the `finally` below that stops the simulator.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))

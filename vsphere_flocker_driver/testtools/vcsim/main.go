@@ -8,7 +8,8 @@
 // (missingSet) and, as opt-ins, vSAN and VVol datastores whose top-level
 // folders are namespaces (namespaces.go), datastore clusters under Storage
 // DRS (pods.go) and Storage vMotion that moves and renames disks
-// (relocate.go).
+// (relocate.go), and tasks that are still running when their client first
+// looks, as on vCenter (-task-delay, taskdelay.go).
 //
 // It prints one JSON line describing the inventory once it listens, then
 // serves until SIGINT or SIGTERM (or, with -stdin-watch, until stdin
@@ -198,6 +199,7 @@ func main() {
 	username := flag.String("username", "", "the only user name accepted (with -password)")
 	password := flag.String("password", "", "the only password accepted (with -username)")
 	delay := flag.Int("delay", 0, "milliseconds added to every SOAP call")
+	taskDelay := flag.Duration("task-delay", 0, "how long each task a client starts reports running before its end (taskdelay.go); 0: ended at once")
 	cloneBiosUUID := flag.Bool("clone-bios-uuid", false, "give the last VM (by name) the first VM's BIOS UUID")
 	stdinWatch := flag.Bool("stdin-watch", false, "exit when stdin reaches end of file (parent died)")
 	vsan := flag.Bool("vsan", false, "add vsanDatastore, a vSAN datastore (namespaces.go)")
@@ -267,6 +269,7 @@ func main() {
 	}
 	s := m.Service.NewServer()
 	defer s.Close()
+	delayTasks(s, *taskDelay)
 	if len(namespaceDatastores) != 0 {
 		registerIntercept(m.Service, s.URL.Hostname(), "localhost", "127.0.0.1")
 	}
