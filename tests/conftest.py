@@ -13,6 +13,7 @@ import eliot._output
 import pytest
 from eliot import MemoryLogger
 
+from vsphere_flocker_driver import vsphere_from_configuration
 from vsphere_flocker_driver.assembly import assemble
 from vsphere_flocker_driver.testtools.simulator import (
     Simulator, SimulatorUnavailable, find_entity,
@@ -112,6 +113,25 @@ def dataset_config(simulator):
     config = simulator.dataset_config()
     config.pop("backend")
     return config
+
+
+@pytest.fixture
+def nodes(simulator, virtual_guest, dataset_config, cluster_id, logger):
+    """
+    Two nodes of one cluster, each with its own API, as two agents, on the
+    first two VMs' virtual guests; their volumes are destroyed afterwards.
+    """
+    made = []
+    for vm in simulator.vms[:2]:
+        guest = virtual_guest(vm)
+        made.append(vsphere_from_configuration(
+            cluster_id=cluster_id, guest_root=guest.root, device_timeout=10,
+            **dataset_config))
+    yield made
+    for volume in made[0].list_volumes():
+        if volume.attached_to is not None:
+            made[0].detach_volume(volume.blockdevice_id)
+        made[0].destroy_volume(volume.blockdevice_id)
 
 
 @pytest.fixture

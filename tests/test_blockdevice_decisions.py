@@ -107,9 +107,13 @@ def test_created_volume_is_listed_unattached(world):
     assert world.api.list_volumes() == [volume]
 
 
-def test_listing_no_volumes_asks_for_no_attachments(world):
+def test_listing_asks_once_for_files_and_once_for_holders(world):
+    """
+    Also with no file in the cluster's folders: a VM may hold a volume that
+    Storage vMotion moved out of them.
+    """
     assert world.api.list_volumes() == []
-    assert world.operations.calls == ["search_disks"]
+    assert world.operations.calls == ["search_disks", "attachments"]
 
 
 def test_other_clusters_volumes_are_not_listed(world):
@@ -789,11 +793,19 @@ def test_volume_on_a_vm_whose_disks_are_unknown_is_never_listed_unattached():
     assert caught.value.faults == ("NoPermission",)
 
 
-def test_volumes_held_by_vms_vcenter_describes_are_listed_as_usual():
+def test_listing_refuses_while_any_vms_disks_are_unknown():
+    """
+    Even when every volume found is held by a VM vCenter describes: the VM
+    it does not may hold a volume Storage vMotion moved out of the folders,
+    which a list without it would leave out (and Flocker create again).
+    """
     world = World()
     volume = world.volume()
     world.api.attach_volume(volume.blockdevice_id, world.node.instance_uuid)
     hide_disks_of(world, world.other)
+    with pytest.raises(VirtualMachinesUnknown):
+        world.api.list_volumes()
+    world.operations.reveal(world.other)
     [listed] = world.api.list_volumes()
     assert listed.attached_to == world.node.instance_uuid
 

@@ -397,11 +397,12 @@ def test_inaccessible_datastore_fails_check_and_agent_alike(operator, simulator)
 def test_datastore_rule_changed_in_one_place_changes_both(
         operator, simulator, monkeypatch):
     """The datastore rule lives in one function: the agent and check obey it."""
-    from vsphere_flocker_driver import inventory
+    from vsphere_flocker_driver import datastore_rules
 
     def refuse_every_datastore(datastore):
         return ("is refused by a rule of the test", "remove the rule")
-    monkeypatch.setattr(inventory, "datastore_refusal", refuse_every_datastore)
+    monkeypatch.setattr(datastore_rules, "datastore_refusal",
+                        refuse_every_datastore)
     refused = agent_refusal(simulator)
     status, results = checks(operator(clean=False))
     line = results["datastore LocalDS_0"]
@@ -409,3 +410,89 @@ def test_datastore_rule_changed_in_one_place_changes_both(
                               "of the test"
     assert (line["status"], line["fix"]) == ("FAIL", "remove the rule")
     assert line["reason"].startswith(refused.problem)
+
+
+# -- datastore clusters -------------------------------------------------------------
+
+SDRS_POD, MANUAL_POD = "POD_SDRS", "POD_MANUAL"
+
+
+@pytest.fixture(scope="module")
+def pod_sim():
+    """A simulator with a datastore cluster under Storage DRS and one without."""
+    with Simulator(vms=2, clusters=0, pods={
+            SDRS_POD: 2, MANUAL_POD: {"datastores": 2, "sdrs": False}}) as sim:
+        content = sim.connect().RetrieveContent()
+        set_disk_enable_uuid(content, sim.vms[0].name, True)
+        yield sim
+
+
+def test_a_datastore_cluster_is_checked_with_each_member(pod_sim, tmpdir, logger):
+    with operators(pod_sim, tmpdir) as make:
+        status, results = checks(make(datastore_name=SDRS_POD, profiles={
+            "manual": {"datastore": MANUAL_POD}}))
+    assert status == 0, results
+    sdrs = results["datastore {}".format(SDRS_POD)]
+    assert sdrs["status"] == "PASS"
+    first = pod_sim.pods[SDRS_POD]["datastores"][0]
+    # Where the agent would put a new volume, asked as the agent asks.
+    assert sdrs["reason"] == (
+        "datastore cluster (Storage DRS on); a new 1 GiB volume would go to "
+        "{} (profiles bronze, gold, silver)".format(first))
+    manual = results["datastore {}".format(MANUAL_POD)]
+    assert manual["reason"].startswith(
+        "datastore cluster (Storage DRS off: the member with the most free "
+        "space); a new 1 GiB volume would go to {}_DS".format(MANUAL_POD))
+    assert manual["reason"].endswith("(profiles manual)")
+    for pod in (SDRS_POD, MANUAL_POD):
+        for name in pod_sim.pods[pod]["datastores"]:
+            line = results["datastore {} in cluster {}".format(name, pod)]
+            assert line["status"] == "PASS"
+            assert line["reason"].startswith("accessible, ")
+            assert line["reason"].endswith(" free")
+            # Volumes go to any member: each has the folder or can have it,
+            # and the user's privileges there are checked.
+            assert results["volume folder on {}".format(name)]["status"] == \
+                "PASS"
+            assert results["privileges on datastore {} (in cluster {})".format(
+                name, pod)]["status"] == "PASS"
+
+
+def test_an_inaccessible_member_fails_its_cluster(pod_sim, tmpdir, logger):
+    lost, kept = pod_sim.pods[MANUAL_POD]["datastores"]
+    pod_sim.set_datastore_accessible(lost, False)
+    try:
+        with operators(pod_sim, tmpdir) as make:
+            status, results = checks(make(clean=False,
+                                          datastore_name=MANUAL_POD))
+    finally:
+        pod_sim.set_datastore_accessible(lost, True)
+    assert_only_failure(status, results, [
+        "datastore {} in cluster {}".format(lost, MANUAL_POD)],
+        ["volume folder"])
+    line = results["datastore {} in cluster {}".format(lost, MANUAL_POD)]
+    assert "no volume is listed until it is back" in line["reason"]
+    assert line["fix"] == "bring datastore {} back".format(lost)
+    # New volumes would still find a place: the other member.
+    assert results["datastore {}".format(MANUAL_POD)]["reason"].startswith(
+        "datastore cluster (Storage DRS off: the member with the most free "
+        "space); a new 1 GiB volume would go to {}".format(kept))
+
+
+def test_a_cluster_without_room_fails(pod_sim, tmpdir, logger):
+    with operators(pod_sim, tmpdir) as make:
+        op = make(clean=False, datastore_name=MANUAL_POD)
+        for name in pod_sim.pods[MANUAL_POD]["datastores"]:
+            pod_sim.set_datastore_accessible(name, False)
+        try:
+            status, results = checks(op)
+        finally:
+            for name in pod_sim.pods[MANUAL_POD]["datastores"]:
+                pod_sim.set_datastore_accessible(name, True)
+    line = results["datastore {}".format(MANUAL_POD)]
+    assert line["status"] == "FAIL"
+    assert "none of whose datastores can hold a new disk of 1 GiB" in \
+        line["reason"]
+    assert line["fix"] == "free space on its datastores, or add one to the " \
+        "cluster"
+    assert status == 1

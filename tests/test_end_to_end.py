@@ -13,26 +13,9 @@ import uuid
 
 import pytest
 
-from vsphere_flocker_driver import vsphere_from_configuration
 from vsphere_flocker_driver.flocker_api import UnattachedVolume
 
 GiB = 1024 ** 3
-
-
-@pytest.fixture
-def nodes(simulator, virtual_guest, dataset_config, cluster_id, logger):
-    """Two nodes of one cluster, each with its own API, as two agents."""
-    made = []
-    for vm in simulator.vms[:2]:
-        guest = virtual_guest(vm)
-        made.append(vsphere_from_configuration(
-            cluster_id=cluster_id, guest_root=guest.root, device_timeout=10,
-            **dataset_config))
-    yield made
-    for volume in made[0].list_volumes():
-        if volume.attached_to is not None:
-            made[0].detach_volume(volume.blockdevice_id)
-        made[0].destroy_volume(volume.blockdevice_id)
 
 
 def run(*command):

@@ -133,12 +133,3 @@ def test_find_disk_by_file_name():
     assert devices.find_disk(devs, "[ds] b.vmdk").unitNumber == 1
     assert devices.find_disk(devs, "[ds] c.vmdk") is None
 
-
-def test_committed_disk_uuid_is_the_same_everywhere():
-    """Every node, on either interpreter, derives the same UUID."""
-    from uuid import UUID
-    from vsphere_flocker_driver.layout import committed_disk_uuid
-    assert committed_disk_uuid(
-        UUID("1e0c4f3c-21a5-4fd4-9c4d-6c4a6d8b5f10"),
-        UUID("2e0c4f3c-21a5-4fd4-9c4d-6c4a6d8b5f10")) == \
-        "a78e8adfc3bf5558b189d9df07a823e0"

@@ -23,8 +23,9 @@ from vsphere_flocker_driver.assembly import assemble
 from vsphere_flocker_driver.errors import (
     DatasetAlreadyHasVolume, DatastoreUnusable, DiskGone, DiskLocked,
 )
+from vsphere_flocker_driver.identity import committed_disk_uuid
 from vsphere_flocker_driver.layout import ClusterLayout, DatastorePath, DiskFile
-from vsphere_flocker_driver.interface import IVsphereOperations
+from vsphere_flocker_driver.interface import EXTRA_CONFIG, IVsphereOperations
 from vsphere_flocker_driver.testtools.fakes import (
     POWERED_OFF, POWERED_ON, FakeVsphereOperations, fake_configuration,
 )
@@ -70,10 +71,27 @@ class _Scene(object):
         return self.create(self.disk_path(dataset_id, profile), dataset_id,
                            capacity_kb), dataset_id
 
-    def attach(self, vm, path):
+    def attach(self, vm, path, volume=None):
         """Attach a disk, to be detached at the end of the test."""
-        self.operations.attach_disk(vm, path, CAPACITY_KB, "paravirtual")
+        self.operations.attach_disk(vm, path, CAPACITY_KB, "paravirtual",
+                                    volume=volume)
         self._attached.append((vm, path))
+
+    def moved_volume(self, profile="bronze"):
+        """
+        A volume's disk outside the cluster's folders, as Storage vMotion
+        leaves it (``[ds] <vm>/<vm>_1.vmdk``), with its committed UUID:
+        its ``DiskFile``.
+        """
+        dataset_id = uuid.uuid4()
+        path = DatastorePath(datastore=self.config.datastore_name,
+                             path="moved-{}/disk_1.vmdk".format(
+                                 dataset_id.hex[:8]))
+        self.create(path, dataset_id)
+        self.operations.set_disk_uuid(path, committed_disk_uuid(
+            self.config.cluster_id, dataset_id))
+        return DiskFile(path=path, dataset_id=dataset_id, profile=profile,
+                        size=CAPACITY_KB * 1024)
 
     def cleanup(self):
         for vm, path in self._attached:
@@ -323,9 +341,57 @@ def test_a_disk_keeps_the_uuid_it_is_given(scene):
         "6000c29b528a9d5e8c9305a29b8cf20a"
 
 
+def test_the_uuid_of_a_disk_a_running_vm_holds_stays(scene):
+    path, _ = scene.new_disk()
+    before = scene.operations.disk_uuid(path)
+    scene.attach(scene.vms[0], path)
+    with pytest.raises(DiskLocked):
+        scene.operations.set_disk_uuid(path,
+                                       "6000c29b528a9d5e8c9305a29b8cf20a")
+    assert scene.operations.disk_uuid(path) == before
+
+
 def test_uuid_of_a_missing_disk_is_disk_gone(scene):
     with pytest.raises(DiskGone):
         scene.operations.disk_uuid(scene.disk_path(uuid.uuid4()))
+
+
+def test_the_configured_datastore_is_searched_and_takes_new_disks(scene):
+    assert scene.operations.searched() == frozenset(["LocalDS_0"])
+    assert scene.operations.place("LocalDS_0", CAPACITY_KB) == "LocalDS_0"
+
+
+def test_a_moved_disk_keeps_its_uuid(scene):
+    path, dataset_id = scene.new_disk()
+    before = scene.operations.disk_uuid(path)
+    elsewhere = DatastorePath(datastore="LocalDS_0",
+                              path="elsewhere/{}.vmdk".format(dataset_id))
+    scene.operations.move_disk(path, elsewhere, dataset_id)
+    scene._created.append(elsewhere)
+    assert scene.operations.search_disks(scene.layout) == []
+    assert scene.operations.disk_uuid(elsewhere) == before
+    scene.operations.move_disk(elsewhere, path, dataset_id)
+    assert [disk.path for disk in
+            scene.operations.search_disks(scene.layout)] == [path]
+
+
+def test_moving_onto_a_file_or_a_missing_disk_is_refused(scene):
+    path, dataset_id = scene.new_disk()
+    other, _ = scene.new_disk()
+    with pytest.raises(DatasetAlreadyHasVolume):
+        scene.operations.move_disk(path, other, dataset_id)
+    with pytest.raises(DiskGone):
+        scene.operations.move_disk(scene.disk_path(uuid.uuid4()),
+                                   scene.disk_path(uuid.uuid4()), dataset_id)
+    assert scene.operations.disk_uuid(path)
+
+
+def test_moving_a_disk_a_running_vm_holds_is_disk_locked(scene):
+    path, dataset_id = scene.new_disk()
+    scene.attach(scene.vms[0], path)
+    with pytest.raises(DiskLocked):
+        scene.operations.move_disk(path, scene.disk_path(uuid.uuid4()),
+                                   dataset_id)
 
 
 # -- virtual machines -------------------------------------------------------------
@@ -491,6 +557,58 @@ def test_a_disk_only_a_powered_off_vm_holds_can_be_deleted(scene):
     assert scene.operations.search_disks(scene.layout) == []
 
 
+# -- volumes outside the cluster's folders -------------------------------------------
+
+def test_a_disk_outside_the_folders_is_the_volume_its_vm_records(scene):
+    volume = scene.moved_volume("gold")
+    holder = scene.vms[0]
+    scene.attach(holder, volume.path, volume=volume)
+    attachments = scene.operations.attachments(scene.layout)
+    [held] = attachments.holders(volume.path)
+    assert (held.vm.name, held.moved) == (holder.name, volume)
+    assert held.disk_uuid == committed_disk_uuid(scene.config.cluster_id,
+                                                 volume.dataset_id)
+    assert attachments.moved_disks() == [volume]
+    assert attachments.moved_disks(volume.dataset_id) == [volume]
+    assert attachments.moved_disks(uuid.uuid4()) == []
+
+
+def test_a_disk_outside_the_folders_without_a_record_is_left_out(scene):
+    volume = scene.moved_volume()
+    scene.attach(scene.vms[0], volume.path)
+    attachments = scene.operations.attachments(scene.layout)
+    assert attachments.holders(volume.path) == []
+    assert attachments.moved_disks() == []
+
+
+def test_the_record_goes_with_the_detach(scene):
+    volume = scene.moved_volume()
+    holder = scene.vms[0]
+    scene.attach(holder, volume.path, volume=volume)
+    scene.operations.detach_disk(holder, volume.path)
+    scene.attach(holder, volume.path)
+    assert scene.operations.attachments(scene.layout).moved_disks() == []
+
+
+def test_a_record_its_disk_does_not_bear_out_is_left_out(scene):
+    """A disk without the volume's committed UUID is not that volume."""
+    volume = scene.moved_volume()
+    scene.operations.set_disk_uuid(volume.path, committed_disk_uuid(
+        uuid.uuid4(), volume.dataset_id))
+    scene.attach(scene.vms[0], volume.path, volume=volume)
+    assert scene.operations.attachments(scene.layout).moved_disks() == []
+
+
+def test_a_vm_whose_records_vcenter_does_not_report_is_unknown(scene):
+    volume = scene.moved_volume()
+    holder = scene.vms[0]
+    scene.attach(holder, volume.path, volume=volume)
+    scene.hide(holder, [EXTRA_CONFIG])
+    attachments = scene.operations.attachments(scene.layout)
+    assert attachments.moved_disks() == []
+    assert [vm.name for vm in attachments.unknown] == [holder.name]
+
+
 # -- answers vCenter did not fully give ---------------------------------------------
 
 def test_a_vm_whose_disks_vcenter_does_not_report_is_unknown(scene):
@@ -514,3 +632,42 @@ def test_a_vm_whose_power_state_vcenter_does_not_report_says_so(scene):
                 if vm.name == other.name]
     assert record.missing == (("runtime.powerState", "NoPermission"),)
     assert record.power_state == "unknown"
+
+
+# -- transit markers ------------------------------------------------------------------
+
+def test_a_search_reports_a_transit_marker_until_it_is_cleared(scene):
+    dataset_id = uuid.uuid4()
+    home = scene.disk_path(dataset_id, "gold")
+    source = DatastorePath(datastore="LocalDS_0", path="node/node_1.vmdk")
+    marker = scene.layout.transit_marker(home, source, 2 * CAPACITY_KB * 1024)
+    scene.operations.mark_transit(marker)
+    scene.operations.mark_transit(marker)  # made already: no error
+    expected = DiskFile(path=home, dataset_id=dataset_id, profile="gold",
+                        size=2 * CAPACITY_KB * 1024, source=source,
+                        marker=marker)
+    assert scene.operations.search_disks(scene.layout) == [expected]
+    assert scene.operations.search_disks(scene.layout, dataset_id) == [
+        expected]
+    assert scene.operations.search_disks(scene.layout, uuid.uuid4()) == []
+    scene.operations.clear_transit(marker)
+    scene.operations.clear_transit(marker)  # gone already: no error
+    assert scene.operations.search_disks(scene.layout) == []
+
+
+def test_a_disk_held_under_another_name_is_left_attached(scene):
+    """What a detach meets when Storage vMotion renamed the disk meanwhile."""
+    from vsphere_flocker_driver.errors import DiskMoved
+    path, _ = scene.new_disk()
+    holder = scene.vms[0]
+    scene.attach(holder, path)
+    disk_uuid = scene.operations.disk_uuid(path)
+    elsewhere = scene.disk_path(uuid.uuid4())
+    with pytest.raises(DiskMoved) as caught:
+        scene.operations.detach_disk(holder, elsewhere, disk_uuid)
+    assert (caught.value.path, caught.value.now) == (
+        "{}".format(elsewhere), "{}".format(path))
+    assert [held.vm.name for held in scene.operations.attachments(
+        scene.layout).holders(path)] == [holder.name]
+    with pytest.raises(DiskGone):
+        scene.operations.detach_disk(holder, elsewhere, uuid.uuid4().hex)

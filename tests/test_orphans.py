@@ -18,6 +18,8 @@ from vsphere_flocker_driver.orphans import (
     FOREIGN_FILE, INCOMPLETE_DISK, LONE_EXTENT, POWERED_OFF_HOLDER,
 )
 
+from vsphere_flocker_driver.testtools.simulator import Simulator
+
 from .test_cli import operators
 from .test_profiles_cloud import power
 
@@ -252,3 +254,118 @@ def test_a_vm_holding_a_disk_whose_file_is_gone_is_found_and_repaired(
         assert find_orphans(assembly) == []
     finally:
         assert machine.PowerOnVM_Task().info.state == "success"
+
+
+# -- datastore clusters -------------------------------------------------------------
+
+POD = "POD_MANUAL"
+
+
+@pytest.fixture(scope="module")
+def pod_sim():
+    """A simulator with a datastore cluster (Storage DRS off)."""
+    with Simulator(vms=2, clusters=0,
+                   pods={POD: {"datastores": 2, "sdrs": False}}) as sim:
+        yield sim
+
+
+def test_files_on_every_member_of_a_datastore_cluster_are_seen(
+        pod_sim, tmpdir, logger):
+    with operators(pod_sim, tmpdir) as make:
+        op = make(datastore_name=POD)
+        left = []
+        for member in pod_sim.pods[POD]["datastores"]:
+            folder = os.path.join(pod_sim.datastores[member], "FLOCKER",
+                                  "{}".format(op.cluster_id))
+            os.makedirs(folder)
+            with io.open(os.path.join(folder, "notes.txt"), "wb") as f:
+                f.write(b"keep me")
+            left.append("[{}] FLOCKER/{}/notes.txt".format(
+                member, op.cluster_id))
+        found = findings(op)["findings"]
+    assert sorted((f["kind"], f["path"]) for f in found) == [
+        (FOREIGN_FILE, path) for path in sorted(left)]
+
+
+def test_a_disk_gone_from_a_member_is_found_and_repaired(pod_sim, logger):
+    """A VM holding a disk of the cluster on a member, its file deleted."""
+    from pyVmomi import vim
+    from vsphere_flocker_driver.assembly import assemble
+    from vsphere_flocker_driver.orphans import DANGLING_DISK, find_orphans, repair
+    from vsphere_flocker_driver.testtools.simulator import find_entity
+    from .test_simulator import attach, detach, power, wait
+    dataset = pod_sim.dataset_config(datastore_name=POD)
+    dataset.pop("backend")
+    assembly = assemble(uuid.uuid4(), "/", **dataset).validate()
+    content = pod_sim.connect().RetrieveContent()
+    datacenter = find_entity(content, vim.Datacenter, "DC0")
+    member = pod_sim.pods[POD]["datastores"][1]
+    path = assembly.layout.disk_path(member, "bronze", uuid.uuid4())
+    content.fileManager.MakeDirectory(
+        name=str(path.parent()), datacenter=datacenter,
+        createParentDirectories=True)
+    wait(content.virtualDiskManager.CreateVirtualDisk_Task(
+        name=str(path), datacenter=datacenter,
+        spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+            capacityKb=1024, diskType="thin", adapterType="lsiLogic")))
+    vm = find_entity(content, vim.VirtualMachine, pod_sim.vms[1].name)
+    power(vm, False)
+    try:
+        attach(vm, str(path))
+        wait(content.virtualDiskManager.DeleteVirtualDisk_Task(
+            name=str(path), datacenter=datacenter))
+        [finding] = find_orphans(assembly)
+        assert (finding.kind, finding.path) == (DANGLING_DISK, str(path))
+        [(_, said)] = repair(assembly, [finding])
+        assert said == "detached {} from {}".format(path, vm.name)
+        assert find_orphans(assembly) == []
+    finally:
+        detach(vm, str(path))
+        power(vm, True)
+        assembly.close()
+
+
+def test_a_volume_storage_vmotion_moved_is_shown_and_repaired_home(
+        pod_sim, logger):
+    """
+    Moved into its VM's folder on the other member, the volume is listed
+    where it is, is no dangling disk, and a repair of its powered-off
+    holder brings it home.
+    """
+    from vsphere_flocker_driver.assembly import assemble
+    from vsphere_flocker_driver.orphans import find_orphans, repair, volume_rows
+    dataset = pod_sim.dataset_config(datastore_name=POD)
+    dataset.pop("backend")
+    assembly = assemble(uuid.uuid4(), "/", **dataset).validate()
+    api = assembly.api
+    holder = pod_sim.vms[1]
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.attach_volume(volume.blockdevice_id, holder.instance_uuid)
+    here = api.disk_of(volume.blockdevice_id).path.datastore
+    [there] = [name for name in pod_sim.pods[POD]["datastores"]
+               if name != here]
+    pod_sim.relocate(holder.name, datastore_name=there)
+    try:
+        [row] = volume_rows(assembly)
+        assert (row.blockdevice_id, row.datastore, row.vm_id) == (
+            volume.blockdevice_id, there, holder.instance_uuid)
+        assert row.path.startswith("[{}] {}/".format(there, holder.name))
+        assert find_orphans(assembly) == []
+        power(pod_sim, holder, on=False)
+        try:
+            [finding] = find_orphans(assembly)
+            assert (finding.kind, finding.path) == (POWERED_OFF_HOLDER,
+                                                    row.path)
+            [(_, said)] = repair(assembly, [finding])
+            assert said == "detached volume {}".format(volume.blockdevice_id)
+            assert api.disk_of(volume.blockdevice_id).path == \
+                assembly.layout.disk_path(there, "bronze", volume.dataset_id)
+        finally:
+            power(pod_sim, holder, on=True)
+    finally:
+        pod_sim.relocate(holder.name, datastore_name="LocalDS_0")
+        for listed in api.list_volumes():
+            if listed.attached_to is not None:
+                api.detach_volume(listed.blockdevice_id)
+            api.destroy_volume(listed.blockdevice_id)
+        assembly.close()

@@ -268,6 +268,45 @@ def test_query_virtual_disk_uuid_is_stored_and_settable(si, dc, sim):
             name=path.replace(".vmdk", "-missing.vmdk"), datacenter=dc)
 
 
+def test_a_disk_whose_uuid_is_being_set_never_looks_incomplete(si, dc, sim):
+    """
+    SetVirtualDiskUuid rewrites the descriptor in one step: a search at the
+    same moment sees the disk whole, with its capacity.
+    """
+    import threading
+    vdm = si.content.virtualDiskManager
+    path, local = new_disk(si, dc, sim)
+    name = os.path.basename(local)
+    datastore = dc.datastore[0]
+    stop = threading.Event()
+
+    def set_uuids():
+        # A session of its own: one pyVmomi connection is not for threads.
+        instance = sim.connect()
+        try:
+            manager = instance.RetrieveContent().virtualDiskManager
+            datacenter = find_entity(instance.RetrieveContent(),
+                                     vim.Datacenter, dc.name)
+            while not stop.is_set():
+                manager.SetVirtualDiskUuid(
+                    name=path, datacenter=datacenter,
+                    uuid="60 00 C2 91 11 22 33 44-55 66 77 88 99 aa bb cc")
+        finally:
+            Disconnect(instance)
+    setter = threading.Thread(target=set_uuids)
+    setter.start()
+    try:
+        for _ in range(150):
+            found = search(datastore, "[%s] FLOCKER" % (datastore.name,),
+                           [name])
+            assert [(f.path, f.capacityKb) for f in found.file] == [
+                (name, GIB_IN_KB)]
+    finally:
+        stop.set()
+        setter.join()
+    assert vdm.QueryVirtualDiskUuid(name=path, datacenter=dc)
+
+
 def to_backing_uuid(disk_uuid):
     h = disk_uuid.replace(" ", "").replace("-", "")
     return "%s-%s-%s-%s-%s" % (
@@ -759,11 +798,25 @@ def test_injection_keeps_not_authenticated_without_a_session(simulator, vcenter)
         simulator.clear_missing(vm.name)
 
 
+def test_extra_config_is_withheld_when_asked(simulator, vcenter):
+    """The driver's records of volumes live there: they can be unknown too."""
+    vm = find_entity(vcenter, vim.VirtualMachine, simulator.vms[0].name)
+    try:
+        simulator.inject_missing(vm.name, ["config.extraConfig"])
+        props, missing = vm_properties(vcenter, vm, [
+            "config.extraConfig", "config.hardware.device"])
+        assert sorted(missing) == ["config.extraConfig"]
+        assert sorted(props) == ["config.hardware.device"]
+    finally:
+        simulator.clear_missing(vm.name)
+    props, missing = vm_properties(vcenter, vm, ["config.extraConfig"])
+    assert sorted(props) == ["config.extraConfig"] and not missing
+
+
 def test_inject_missing_refuses_what_it_cannot_do(simulator):
     name = simulator.vms[0].name
     for paths, fault in (([], "NoPermission"), ([""], "NoPermission"),
                          (["a,b"], "NoPermission"),
-                         (["config.extraConfig"], "NoPermission"),
                          (["runtime.powerState"], "NoSuchFault")):
         with pytest.raises(ValueError):
             simulator.inject_missing(name, paths, fault=fault)

@@ -1,13 +1,21 @@
 """
-The soak, short form: node agents in processes of their own on the test
-session's simulator, sessions killed, connections dropped, a node VM powered
-off and on, destroy racing attach, creates racing, a stale-detach pair; then
-a full account.  It fails if any guarantee fails, and leaves the simulator as
-it found it.
+The soak, short form: node agents in processes of their own on a simulator
+with two datastores, sessions killed, connections dropped, a node VM powered
+off and on, destroy racing attach, creates racing, a stale-detach pair, node
+VMs migrated by Storage vMotion with their volumes; then a full account.  It
+fails if any guarantee fails, and leaves the VMs powered on and configured as
+it found them.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import os
+
+import pytest
+
+from vsphere_flocker_driver.testtools.simulator import (
+    Simulator, SimulatorUnavailable,
+)
 from vsphere_flocker_driver.testtools.soak import SoakSettings, run_soak
 
 from .conftest import find_vm
@@ -17,10 +25,36 @@ from .conftest import find_vm
 SETTINGS = SoakSettings(
     seconds=8, processes_per_node=2, max_volumes=8, kill_sessions_every=1.5,
     drop_connections_every=1.0, power_cycle_every=0.5, power_off_for=2.0,
-    destroy_attach_every=0.2, create_race_every=1.0, grace=60)
+    destroy_attach_every=0.2, create_race_every=1.0,
+    storage_vmotion_every=1.0, grace=60)
 
 
-def test_soak_under_chaos_keeps_every_guarantee(simulator, vcenter, logger):
+@pytest.fixture(scope="module")
+def two_datastores():
+    """A simulator of the soak's own: a second datastore to migrate to."""
+    try:
+        sim = Simulator(vms=2, clusters=0, datastores=2).start()
+    except SimulatorUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("the vCenter simulator is not available: {}".format(error))
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def vcenter(two_datastores):
+    from pyVim.connect import Disconnect
+    instance = two_datastores.connect()
+    yield instance.RetrieveContent()
+    Disconnect(instance)
+
+
+def test_soak_under_chaos_keeps_every_guarantee(two_datastores, vcenter,
+                                                logger):
+    simulator = two_datastores
     nodes = simulator.vms[:2]
     report = run_soak(simulator, nodes, SETTINGS, seed=7, clean_up=True)
     text = "\n".join(report.lines())
@@ -33,7 +67,8 @@ def test_soak_under_chaos_keeps_every_guarantee(simulator, vcenter, logger):
                                        "destroy")) >= 8, text
     assert done["pair attach"] + done["pair detach"] >= 2, text
     for action in ("sessions killed", "connection drops", "power-offs",
-                   "power-ons", "destroy-vs-attach rounds", "create races"):
+                   "power-ons", "destroy-vs-attach rounds", "create races",
+                   "storage vmotions"):
         assert report.chaos[action] >= 1, text
     # Left as found: the VMs on, disk.EnableUUID set, and this session
     # (older than the soak) alive.

@@ -46,6 +46,15 @@ DESCRIPTION = _text_field("description", "What a task is doing.")
 VM = _text_field("vm", "A virtual machine's managed object id.")
 REASON = _text_field("reason", "Why something happened, as one sentence.")
 ATTEMPT = _int_field("attempt", "The number of an attempt, from 1.")
+DATASTORE = _text_field("datastore", "A datastore's name.")
+DATASTORE_CLUSTER = _text_field(
+    "datastore_cluster", "A datastore cluster's (StoragePod's) name.")
+DATASTORES = Field(
+    "datastores", lambda names: [text_type(name) for name in names],
+    "Datastores' names.")
+CHOSEN_BY = _text_field(
+    "chosen_by", "What chose a datastore: sdrs (Storage DRS's "
+    "recommendation) or free-space (the member with the most free space).")
 
 # The backend operations, one action each.
 CREATE_VOLUME = ActionType(
@@ -91,6 +100,12 @@ INCOMPLETE_DISK_REMOVED = MessageType(
     _PREFIX + "incomplete_disk_removed", [DISK_PATH],
     "The files of a disk whose creation never completed were removed before "
     "it was created again.")
+VOLUME_BROUGHT_HOME = MessageType(
+    _PREFIX + "volume_brought_home",
+    [BLOCKDEVICE_ID, DISK_PATH,
+     _text_field("home", "The disk's path in the cluster's folder.")],
+    "A volume's disk that Storage vMotion had moved was moved back into the "
+    "cluster's folder once detached.")
 RACE_LOST = MessageType(
     _PREFIX + "race_lost", [BLOCKDEVICE_ID, REASON],
     "Another node did the same at the same moment; this node undid its part.")
@@ -101,6 +116,19 @@ TLS_VERIFICATION_DISABLED = MessageType(
     _PREFIX + "vcenter:tls_verification_disabled", [HOST, PORT],
     "The vCenter certificate is not verified: a man in the middle could "
     "read the password.")
+DATASTORE_CLUSTER_MEMBERS = MessageType(
+    _PREFIX + "inventory:datastore_cluster_members", [DATASTORE_CLUSTER, DATASTORES],
+    "The member datastores of a configured datastore cluster, as read first "
+    "and whenever they changed since the last read.")
+DATASTORE_CLUSTER_MEMBER_UNUSABLE = MessageType(
+    _PREFIX + "inventory:datastore_cluster_member_unusable",
+    [DATASTORE_CLUSTER, DATASTORE, REASON],
+    "A member of a configured datastore cluster cannot be searched: no "
+    "volume is listed until it can, rather than those on it reported gone.")
+DATASTORE_PLACED = MessageType(
+    _PREFIX + "inventory:datastore_placed",
+    [DATASTORE_CLUSTER, DATASTORE, SIZE, CHOSEN_BY],
+    "The member of a datastore cluster a new disk goes to was chosen.")
 FOLDER_CREATED = MessageType(
     _PREFIX + "layout:folder_created", [DISK_PATH],
     "A folder for volumes was created on a datastore.")

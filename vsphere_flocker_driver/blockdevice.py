@@ -17,10 +17,11 @@ from ._compat import integer_types, string_types, text_type, to_text
 from ._logging import (
     ATTACH_VOLUME, COMPUTE_INSTANCE_ID, CREATE_VOLUME, DESTROY_VOLUME,
     DETACH_VOLUME, GET_DEVICE_PATH, INCOMPLETE_DISK_REMOVED, LIST_VOLUMES,
-    RACE_LOST, log_message,
+    RACE_LOST, VOLUME_BROUGHT_HOME, log_message,
 )
 from .errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume,
+    DiskMoved,
     DuplicateDisks, VirtualMachinesUnknown,
     DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled,
     NodeIdentityUnknown, NodeNotFound,
@@ -32,12 +33,13 @@ from .flocker_api import (
     UnknownVolume,
 )
 from .guest import GuestDeviceError, GuestIdentityUnknown
+from .identity import committed_disk_uuid
 from .interface import (
     INSTANCE_UUID, POWER_STATE, missing_faults, unknown_vms,
 )
 from .layout import (
-    ClusterLayout, DiskFile, blockdevice_id_for, committed_disk_uuid,
-    dataset_id_of_file, parse_dataset_id,
+    ClusterLayout, DiskFile, blockdevice_id_for, dataset_id_of_file,
+    parse_dataset_id,
 )
 
 #: Sizes are whole MiB; vSphere itself counts in KiB.
@@ -45,6 +47,9 @@ ALLOCATION_UNIT = int(bitmath.MiB(1).bytes)
 
 #: The largest VMDK vSphere supports (62 TiB).
 MAXIMUM_SIZE = int(bitmath.TiB(62).bytes)
+
+#: Looks a detach takes at a disk Storage vMotion keeps renaming.
+_MOVED_ATTEMPTS = 3
 
 
 def _validate_size(size):
@@ -109,6 +114,8 @@ class VsphereBlockDeviceAPI(object):
         # with, until they are deleted (see ``_keep_one``).
         self._lost = set()
         self._lost_lock = threading.Lock()
+        # Disks known to carry their committed UUID (``_carry_identity``).
+        self._identified = set()
 
     # -- finding things --------------------------------------------------------
 
@@ -124,18 +131,25 @@ class VsphereBlockDeviceAPI(object):
     def _find(self, blockdevice_id):
         """
         The volume's disk, and who holds which of the cluster's disks, read
-        together: one search of its dataset and one VM retrieval.
+        together: one search of its dataset and one VM retrieval.  The disk
+        is found in the cluster's folders, or on the VM holding it wherever
+        Storage vMotion moved it.
 
         :raises UnknownVolume:
+        :raises VirtualMachinesUnknown: no disk was found, but vCenter did
+            not report some VM's disks: one of them may hold it, moved.
         :returns: ``(DiskFile, Attachments)``
         """
         dataset_id = parse_dataset_id(blockdevice_id)
-        disks = [] if dataset_id is None else [
-            disk for disk in self._operations.search_disks(
-                self._layout, dataset_id) if disk.dataset_id == dataset_id]
-        if not disks:
+        if dataset_id is None:
             raise UnknownVolume(_as_text(blockdevice_id))
+        found = self._operations.search_disks(self._layout, dataset_id)
         attachments = self._attachments()
+        disks = _with_moved(self._settle(found, attachments),
+                            attachments.moved_disks(dataset_id))
+        if not disks:
+            attachments.require_known()
+            raise UnknownVolume(_as_text(blockdevice_id))
         return (self._keep_one(blockdevice_id, disks, attachments),
                 attachments)
 
@@ -315,15 +329,22 @@ class VsphereBlockDeviceAPI(object):
             raise UnknownProfile(profile_name, sorted(self._config.profiles))
         with CREATE_VOLUME(dataset_id=dataset_id, size=size,
                            profile=profile.name) as action:
-            # One dataset, one disk: a disk of it under another profile or
-            # on another datastore counts too.
+            # One dataset, one disk: a disk of it under another profile, on
+            # another datastore, or held where Storage vMotion moved it
+            # counts too.
             existing = self._operations.search_disks(self._layout, dataset_id)
+            attachments = self._attachments()
+            existing = _with_moved(self._settle(existing, attachments),
+                                   attachments.moved_disks(dataset_id))
             if existing:
                 if len(existing) > 1:
                     self._resolve(dataset_id, existing)
                 raise DatasetAlreadyHasVolume(dataset_id)
-            path = self._layout.disk_path(profile.datastore, profile.name,
-                                          dataset_id)
+            # vCenter not saying some VM's disks could hide a moved one.
+            attachments.require_known()
+            path = self._layout.disk_path(
+                self._operations.place(profile.datastore, size // 1024),
+                profile.name, dataset_id)
             # Until this creation succeeds, its disk is one that lost: never
             # reported to Flocker, so never written to (see ``_keep_one``).
             self._remember_lost(path)
@@ -351,6 +372,7 @@ class VsphereBlockDeviceAPI(object):
             # for every node to tell (see ``_keep_one``).
             self._operations.set_disk_uuid(
                 path, committed_disk_uuid(self._config.cluster_id, dataset_id))
+            self._identified.add(path)
             self._forget_lost(path)
             volume = BlockDeviceVolume(
                 blockdevice_id=blockdevice_id_for(dataset_id), size=size,
@@ -439,6 +461,8 @@ class VsphereBlockDeviceAPI(object):
         if dataset_id is None:
             return
         for held in self._attachments().disks:
+            if held.moved is not None:
+                continue  # a volume the holder records: not destroyed
             if dataset_id_of_file(held.path.path.rpartition("/")[2]) == \
                     dataset_id:
                 self._let_go_of_deleted(DiskFile(
@@ -467,16 +491,35 @@ class VsphereBlockDeviceAPI(object):
             target = _vm_with_id(attachments.vms, attach_to)
             profile = self._config.profiles.get(disk.profile)
             try:
+                self._carry_identity(disk)
                 self._operations.attach_disk(
                     target, disk.path, disk.size // 1024,
                     self._config.scsi_controller_type,
-                    profile.storage_policy if profile is not None else None)
+                    profile.storage_policy if profile is not None else None,
+                    volume=disk)
             except DiskLocked:
                 raise AlreadyAttachedVolume(_as_text(blockdevice_id))
             except DiskGone:
                 raise UnknownVolume(_as_text(blockdevice_id))
             self._keep_only_one_holder(blockdevice_id, disk, target)
             return self._volume(disk, attached_to=attach_to)
+
+    def _carry_identity(self, disk):
+        """
+        Give a volume's disk its committed UUID if it lacks it (an earlier
+        release made it), before a VM records it: the record names the
+        disk by that UUID, so that Storage vMotion cannot make the volume a
+        stranger.  Asked once per disk and process.
+
+        :raises DiskGone: the disk is gone.
+        :raises DiskLocked: a running VM holds it.
+        """
+        if disk.path in self._identified:
+            return
+        wanted = committed_disk_uuid(self._config.cluster_id, disk.dataset_id)
+        if self._operations.disk_uuid(disk.path) != wanted:
+            self._operations.set_disk_uuid(disk.path, wanted)
+        self._identified.add(disk.path)
 
     def _keep_only_one_holder(self, blockdevice_id, disk, vm):
         """
@@ -499,25 +542,142 @@ class VsphereBlockDeviceAPI(object):
 
     def detach_volume(self, blockdevice_id):
         """
-        Detach the volume from its VM; its file stays.
+        Detach the volume from its VM; its file stays, and is brought home
+        into the cluster's folder if Storage vMotion moved it.
 
         :raises UnknownVolume:
         :raises UnattachedVolume:
+        :raises DiskMoved: Storage vMotion kept renaming its disk.
         """
         with DETACH_VOLUME(blockdevice_id=blockdevice_id):
-            disk, attachments = self._find(blockdevice_id)
-            holder = attachments.holder(disk.path)
-            if holder is None:
-                raise UnattachedVolume(_as_text(blockdevice_id))
-            if self._is_this_node(holder.vm):
-                # The guest flushes and lets go of the device first, so the
-                # kernel does not keep a dead disk.
-                self._guest.release_disk(
-                    self._disk_uuid(blockdevice_id, holder))
-            try:
-                self._operations.detach_disk(holder.vm, disk.path)
-            except DiskGone:
-                raise UnattachedVolume(_as_text(blockdevice_id))
+            for _ in range(_MOVED_ATTEMPTS - 1):
+                try:
+                    return self._detach(blockdevice_id)
+                except DiskMoved as moved:
+                    # Storage vMotion renamed it meanwhile: look again, so
+                    # that it is marked on its way home before the detach.
+                    log_message(RACE_LOST, blockdevice_id=blockdevice_id,
+                                reason=text_type(moved))
+            return self._detach(blockdevice_id)
+
+    def _detach(self, blockdevice_id):
+        disk, attachments = self._find(blockdevice_id)
+        holder = attachments.holder(disk.path)
+        if holder is None:
+            raise UnattachedVolume(_as_text(blockdevice_id))
+        moving = self._start_move(disk)
+        disk_uuid = self._disk_uuid(blockdevice_id, holder)
+        if self._is_this_node(holder.vm):
+            # The guest flushes and lets go of the device first, so the
+            # kernel does not keep a dead disk.
+            self._guest.release_disk(disk_uuid)
+        try:
+            self._operations.detach_disk(holder.vm, disk.path, disk_uuid)
+        except DiskGone:
+            raise UnattachedVolume(_as_text(blockdevice_id))
+        if moving is not None:
+            self._finish_move(moving)
+
+    def _start_move(self, disk):
+        """
+        Before a volume's disk that Storage vMotion moved is detached: where
+        it goes home (on its datastore if that is searched, else where its
+        profile places new disks), marked as on its way there, so that from
+        the detach on every search sees it (``_settle``) and any node can
+        finish the move if this one stops.
+
+        :returns: the ``DiskFile`` of the volume in transit (``source`` set),
+            or ``None`` for a disk at home already.
+        """
+        if self._layout.contains(disk.path):
+            return None
+        datastore = disk.path.datastore
+        if datastore not in self._operations.searched():
+            profile = (self._config.profiles.get(disk.profile)
+                       or self._config.profiles[self._config.default_profile])
+            datastore = self._operations.place(profile.datastore,
+                                               disk.size // 1024)
+        home = self._layout.disk_path(datastore, disk.profile, disk.dataset_id)
+        moving = disk.set(path=home, source=disk.path,
+                          marker=self._layout.transit_marker(
+                              home, disk.path, disk.size))
+        self._operations.mark_transit(moving.marker)
+        return moving
+
+    def _finish_move(self, moving):
+        """
+        Move a detached volume's disk home (``moving``: its transit) and
+        clear the marker.  Another node may be at it too: a source gone
+        with the disk at home is done.  A half-created file at home is
+        cleared first; a complete one would be a second disk of the
+        dataset, which ``_keep_one`` resolved before the detach.
+
+        :returns: the ``DiskFile`` at home, or ``None`` when the disk is
+            neither where it was nor at home (deleted by hand): the marker
+            stays, for an operator.
+        """
+        home = moving.set(source=None, marker=None)
+        try:
+            self._move_home(moving)
+        except DiskGone:
+            if not self._at_home(home):
+                log_message(RACE_LOST,
+                            blockdevice_id=blockdevice_id_for(home.dataset_id),
+                            reason="{} moving home is gone".format(
+                                moving.source))
+                return None
+        except DiskLocked:
+            # Another node's move of it is under way.
+            return home
+        self._operations.clear_transit(moving.marker)
+        return home
+
+    def _move_home(self, moving):
+        try:
+            self._operations.move_disk(moving.source, moving.path,
+                                       moving.dataset_id)
+        except DatasetAlreadyHasVolume:
+            if self._at_home(moving):
+                raise DiskGone(text_type(moving.source))  # done already
+            self._operations.remove_disk_files(moving.path)
+            log_message(INCOMPLETE_DISK_REMOVED,
+                        disk_path=text_type(moving.path))
+            self._operations.move_disk(moving.source, moving.path,
+                                       moving.dataset_id)
+        log_message(VOLUME_BROUGHT_HOME,
+                    blockdevice_id=blockdevice_id_for(moving.dataset_id),
+                    disk_path=text_type(moving.source),
+                    home=text_type(moving.path))
+
+    def _at_home(self, disk):
+        """Whether ``disk``'s home path holds a complete disk now."""
+        return any(found.path == disk.path and found.source is None
+                   for found in self._operations.search_disks(
+                       self._layout, disk.dataset_id))
+
+    def _settle(self, disks, attachments):
+        """
+        ``disks`` as a search reported them, with each volume in transit
+        (``DiskFile`` with ``source``) settled: while its disk is still
+        held (the detach to come), the holder shows it; once at home, the
+        marker is cleared; else the move is finished here (its mover may
+        have stopped).  Never a volume left out because it was moving.
+        """
+        homes = set(disk.path for disk in disks if disk.source is None)
+        settled = []
+        for disk in disks:
+            if disk.source is None:
+                settled.append(disk)
+            elif attachments.holders(disk.source) or \
+                    attachments.moved_disks(disk.dataset_id):
+                continue  # held: not detached yet, or the marker is stale
+            elif disk.path in homes:
+                self._operations.clear_transit(disk.marker)
+            else:
+                home = self._finish_move(disk)
+                if home is not None:
+                    settled.append(home)
+        return settled
 
     def _disk_uuid(self, blockdevice_id, attachment):
         """
@@ -546,19 +706,23 @@ class VsphereBlockDeviceAPI(object):
     def list_volumes(self):
         """
         This cluster's volumes: one datastore search per datastore and one VM
-        retrieval, however many volumes and VMs there are.
+        retrieval, however many volumes and VMs there are (and one more
+        while a VM holds a volume Storage vMotion moved).
+
+        :raises VirtualMachinesUnknown: vCenter did not report some VM's
+            disks: a volume could be left out, or listed as unattached.
         """
         with LIST_VOLUMES() as action:
-            disks = self._operations.search_disks(self._layout)
-            holders = {}
-            if disks:
-                attachments = self._attachments()
-                for held in attachments.disks:
-                    holders[held.path] = held.vm.instance_uuid
-                if any(disk.path not in holders for disk in disks):
-                    # Never "unattached" on an answer vCenter did not give.
-                    attachments.require_known()
-                disks = self._one_per_dataset(disks, attachments)
+            found = self._operations.search_disks(self._layout)
+            attachments = self._attachments()
+            # Never "unattached", nor "gone", on an answer vCenter did not
+            # give.
+            attachments.require_known()
+            holders = dict((held.path, held.vm.instance_uuid)
+                           for held in attachments.disks)
+            disks = self._one_per_dataset(
+                _with_moved(self._settle(found, attachments),
+                            attachments.moved_disks()), attachments)
             volumes = [self._volume(disk, holders.get(disk.path))
                        for disk in disks]
             action.add_success_fields(count=len(volumes))
@@ -639,6 +803,12 @@ class VsphereBlockDeviceAPI(object):
         node_id = _node_id(node_id)
         self._operations.power_on(
             _vm_with_id(self._operations.virtual_machines(), node_id))
+
+
+def _with_moved(found, moved):
+    """The disks ``found`` by a search, and those ``moved`` not among them."""
+    paths = set(disk.path for disk in found)
+    return list(found) + [disk for disk in moved if disk.path not in paths]
 
 
 def _node_id(node_id):

@@ -29,8 +29,10 @@ from .assembly import BACKEND_NAME, assembly_from_agent_config
 from .errors import (
     AgentConfigError, AmbiguousInstance, ConfigurationError,
     DatastoreUnusable, DiskUUIDNotEnabled, DriverError, NodeIdentityUnknown,
-    NodeNotFound, VCenterUnavailable,
+    NodeNotFound, VCenterUnavailable, VSphereRefused,
 )
+from .datastore_rules import human_size, usable_member
+from .inventory import DatastoreCluster
 from .connection import CertificateMismatch, server_fingerprint, tls_handshake
 from .vcenter import fault_message
 
@@ -40,13 +42,15 @@ FAIL = "FAIL"
 SKIP = "SKIP"
 
 #: What the driver does on each kind of object, as vCenter privileges (the
-#: list of docs/privileges.rst): it browses, creates and deletes disk files
-#: on the datastores, attaches and detaches them on the node VMs (adding a
-#: SCSI controller when full), and reads the inventory.
+#: list of docs/privileges.rst): it browses, creates, moves and deletes disk
+#: files on the datastores, attaches and detaches them on the node VMs
+#: (adding a SCSI controller when full, and recording each volume in the
+#: VM's extraConfig), and reads the inventory.
 DATASTORE_PRIVILEGES = ("Datastore.AllocateSpace", "Datastore.Browse",
                         "Datastore.DeleteFile", "Datastore.FileManagement")
 VM_PRIVILEGES = ("VirtualMachine.Config.AddExistingDisk",
                  "VirtualMachine.Config.AddRemoveDevice",
+                 "VirtualMachine.Config.AdvancedConfig",
                  "VirtualMachine.Config.RemoveDisk")
 DATACENTER_PRIVILEGES = ("System.Read", "System.View")
 #: On vSAN and VVol datastores, making the volume folder's namespace
@@ -229,7 +233,9 @@ def _profiles_on(config, datastore):
 def check_datastores(context):
     """
     Every datastore a profile names is one the driver can use: the very
-    rule that stops the agent at start-up.
+    rule that stops the agent at start-up.  A datastore cluster is checked
+    as the agent uses it: where a new volume would go (``place``), and
+    each member as its volumes are listed (``usable_member``).
     """
     context.need("datacenter")
     config = context.config
@@ -238,12 +244,56 @@ def check_datastores(context):
         check = "datastore {}".format(name)
         users = ", ".join(_profiles_on(config, name))
         try:
-            context.assembly.lookup.datastore(name)
+            found = context.assembly.lookup.storage(name)
         except DatastoreUnusable as error:
             results.append(_result(check, FAIL, "{} (profiles {})".format(
                 error.problem, users), error.fix))
             continue
+        if isinstance(found, DatastoreCluster):
+            results.extend(_check_cluster(context, name, users))
+            continue
         results.append(_result(check, PASS, "found (profiles {})".format(users)))
+    return results
+
+
+#: The size of the volume whose place a datastore cluster's check asks.
+_PROBE_KB = 1024 * 1024
+
+
+def _check_cluster(context, name, users):
+    """The lines of the datastore cluster ``name``: itself, each member."""
+    config, lookup = context.config, context.assembly.lookup
+    check = "datastore {}".format(name)
+    cluster = lookup.read_cluster(name)
+    chooser = ("Storage DRS on" if cluster.sdrs else
+               "Storage DRS off: the member with the most free space")
+    try:
+        member = lookup.place(name, _PROBE_KB)
+    except (DatastoreUnusable, VSphereRefused) as error:
+        problem = getattr(error, "problem", None) or text_type(error)
+        results = [_result(check, FAIL, "datastore cluster ({}): {} "
+                           "(profiles {})".format(chooser, problem, users),
+                           getattr(error, "fix", None) or
+                           "check the cluster's Storage DRS settings")]
+    else:
+        results = [_result(check, PASS, "datastore cluster ({}); a new 1 GiB "
+                           "volume would go to {} (profiles {})".format(
+                               chooser, member.name, users))]
+    for member in cluster.members:
+        member_check = "datastore {} in cluster {}".format(member.name, name)
+        try:
+            usable_member(config, cluster, member)
+        except DatastoreUnusable as error:
+            results.append(_result(member_check, FAIL, error.problem,
+                                   error.fix))
+            continue
+        state = ["accessible"]
+        if member.maintenance not in (None, "normal"):
+            state.append("in maintenance mode ({}), so no new volume goes "
+                         "there".format(member.maintenance))
+        if member.free_space is not None:
+            state.append("{} free".format(human_size(member.free_space)))
+        results.append(_result(member_check, PASS, ", ".join(state)))
     return results
 
 
@@ -263,12 +313,20 @@ def check_storage_policies(context):
 
 
 def check_volume_folders(context):
-    """The cluster's folder exists on each datastore, or can be created there."""
+    """
+    The cluster's folder exists on each datastore (each member of a
+    datastore cluster too), or can be created there.
+    """
     context.need("datastores")
     config = context.config
     layout = context.assembly.layout
+    clusters = context.assembly.lookup.clusters()
+    datastores = []
+    for name in config.datastores:
+        datastores.extend([member.name for member in clusters[name].members]
+                          if name in clusters else [name])
     results = []
-    for datastore in config.datastores:
+    for datastore in datastores:
         folder = layout.folder(datastore)
         check = "volume folder on {}".format(datastore)
         top = folder.set(path=config.volume_folder)

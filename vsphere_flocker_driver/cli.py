@@ -33,7 +33,6 @@ import warnings
 from contextlib import contextmanager
 from fractions import Fraction
 
-import bitmath
 from pyVmomi import vmodl
 
 from . import __version__, vcenter
@@ -44,6 +43,7 @@ from .checks import (
     CHECKS, FAIL, PASS, SKIP, WARN, CheckContext, CheckResult, run_checks,
 )
 from .connection import describe_network_error, is_timeout
+from .datastore_rules import human_size
 from .errors import DriverError, VCenterUnavailable
 from .flocker_api import (
     AlreadyAttachedVolume, UnattachedVolume, UnknownInstanceID, UnknownVolume,
@@ -161,14 +161,6 @@ def parse_size(text, allocation_unit=ALLOCATION_UNIT):
             "{}{}iB".format(text, size, human_size(size), match.group(1),
                             prefix, match.group(1), prefix))
     return size
-
-
-def human_size(size):
-    """``size`` bytes as people read it: "4 GiB", "1.5 GiB", "512 MiB"."""
-    best = bitmath.Byte(size).best_prefix(system=bitmath.NIST)
-    if best.value == int(best.value):
-        return "{:.0f} {}".format(best.value, best.unit)
-    return "{:.1f} {}".format(best.value, best.unit)
 
 
 # -- output ---------------------------------------------------------------------

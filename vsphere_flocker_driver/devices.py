@@ -79,10 +79,11 @@ def find_disk(devices, file_name, as_named=lambda name: name):
 
 def attached_disks(devices):
     """
-    ``(backing file name, backing UUID or None)`` of every disk among
-    ``devices``.
+    ``(backing file name, backing UUID or None, capacity in KiB or None)``
+    of every disk among ``devices``.
     """
-    return [(device.backing.fileName, getattr(device.backing, "uuid", None))
+    return [(device.backing.fileName, getattr(device.backing, "uuid", None),
+             device.capacityInKB or None)
             for device in devices or ()
             if isinstance(device, vim.vm.device.VirtualDisk)
             and getattr(device.backing, "fileName", None)]

@@ -269,6 +269,18 @@ class DiskGone(DriverError):
     _message = "Disk {path} no longer exists"
 
 
+class DiskMoved(DriverError):
+    """
+    Storage vMotion moved a disk between looking it up and using it: the
+    VM holds it under another name now, and it was left as it is.
+
+    :ivar text path: The disk's datastore path as looked up.
+    :ivar text now: Its path now.
+    """
+    _fields = ("path", "now")
+    _message = "Disk {path} was moved to {now} meanwhile"
+
+
 class DatasetAlreadyHasVolume(DriverError):
     """
     A volume for this dataset exists already: one dataset never gets two disks.

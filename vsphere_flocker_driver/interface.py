@@ -16,13 +16,15 @@ from zope.interface import Interface
 
 from ._compat import text_type
 from .errors import VirtualMachinesUnknown
-from .layout import DatastorePath
+from .layout import DatastorePath, DiskFile
 
 #: The VM properties whose absence decides something.
 DEVICES = "config.hardware.device"
 INSTANCE_UUID = "config.instanceUuid"
 CHANGE_VERSION = "config.changeVersion"
 POWER_STATE = "runtime.powerState"
+#: Where a VM records the volumes it holds (``identity``).
+EXTRA_CONFIG = "config.extraConfig"
 
 
 class IVsphereOperations(Interface):
@@ -47,7 +49,39 @@ class IVsphereOperations(Interface):
     def search_disks(layout, dataset_id=None):
         """
         The complete disks (``DiskFile``) of ``layout``'s cluster, or of its
-        one dataset ``dataset_id``, on every configured datastore.
+        one dataset ``dataset_id``, on every datastore ``searched`` names,
+        and the transit markers of disks on their way home (``DiskFile``
+        with ``source``).
+        """
+
+    def mark_transit(marker):
+        """
+        Make the transit marker folder ``marker``
+        (``ClusterLayout.transit_marker``), and its parents, before a
+        volume's disk moves home: searches report it.
+        """
+
+    def clear_transit(marker):
+        """
+        Remove the transit marker ``marker`` (its whole ``<dataset
+        id>.moving`` folder); one already gone is no error.
+        """
+
+    def searched():
+        """
+        The names of the datastores ``search_disks`` searches now: those
+        configured, and the current members of configured datastore
+        clusters.
+        """
+
+    def place(datastore, capacity_kb):
+        """
+        The name of the datastore a new disk of ``capacity_kb`` KiB goes to,
+        for the configured ``datastore`` (a datastore, or a datastore
+        cluster: then the member Storage DRS recommends, or the one with
+        the most free space).
+
+        :raises DatastoreUnusable: no member can take it.
         """
 
     def create_disk(path, dataset_id, capacity_kb, disk_type,
@@ -82,6 +116,7 @@ class IVsphereOperations(Interface):
         Give the disk ``path`` the UUID ``disk_uuid`` (32 hex digits).
 
         :raises DiskGone: there is no such disk.
+        :raises DiskLocked: a running VM holds it.
         """
 
     def virtual_machines():
@@ -100,9 +135,12 @@ class IVsphereOperations(Interface):
         """Whether ``vm`` shows its disks' UUIDs to the guest."""
 
     def attach_disk(vm, path, capacity_kb, controller_type,
-                    storage_policy=None):
+                    storage_policy=None, volume=None):
         """
-        Attach the existing disk ``path`` to ``vm``.  vSphere's file lock
+        Attach the existing disk ``path`` to ``vm``; with ``volume`` (its
+        ``DiskFile``), ``vm`` records which volume the disk is, so that
+        ``attachments`` knows it wherever Storage vMotion moves it
+        (``identity``).  vSphere's file lock
         is taken by running VMs only: a powered-off ``vm`` takes a disk that
         another VM holds (the caller must see to it that one holder stays).
 
@@ -113,12 +151,29 @@ class IVsphereOperations(Interface):
         :raises VirtualMachineBusy: ``vm`` stayed busy with other changes.
         """
 
-    def detach_disk(vm, path):
+    def detach_disk(vm, path, disk_uuid=None):
         """
-        Detach the disk ``path`` from ``vm``, keeping its file.
+        Detach the disk ``path`` from ``vm``, keeping its file; ``vm``'s
+        record of it goes with it.
+
+        :raises DiskMoved: ``vm`` holds no disk ``path`` but one whose UUID
+            is ``disk_uuid``, elsewhere (Storage vMotion renamed it): left
+            attached, for the caller to look again.
 
         :raises DiskGone: ``vm`` does not hold it.
         :raises VirtualMachineBusy: ``vm`` stayed busy with other changes.
+        """
+
+    def move_disk(source, destination, dataset_id):
+        """
+        Move the disk ``source`` (descriptor and extents, its UUID kept) to
+        ``destination``, on the same datastore or another; the folder is
+        made if missing.
+
+        :raises DiskGone: there is no disk ``source``.
+        :raises DiskLocked: a running VM holds it.
+        :raises DatasetAlreadyHasVolume: a file is at ``destination`` (the
+            dataset ``dataset_id``'s).
         """
 
     def power_on(vm):
@@ -154,10 +209,15 @@ class Attachment(PClass):
     :ivar VirtualMachineRecord vm: The VM holding it.
     :ivar disk_uuid: The disk's UUID as the guest sees it (32 lowercase hex
         digits), or ``None`` where vCenter did not report it.
+    :ivar moved: For a disk outside the cluster's folders (Storage vMotion
+        moved it), the volume it is, as its VM records it (``identity``):
+        a ``DiskFile`` whose path is where the disk is now; else ``None``
+        (the disk's path says which volume it is).
     """
     path = field(type=DatastorePath, mandatory=True)
     vm = field(type=VirtualMachineRecord, mandatory=True)
     disk_uuid = field(type=(text_type, type(None)), mandatory=True)
+    moved = field(type=(DiskFile, type(None)), initial=None)
 
 
 class Attachments(PClass):
@@ -167,9 +227,10 @@ class Attachments(PClass):
 
     :ivar tuple vms: ``VirtualMachineRecord`` of every VM.
     :ivar tuple disks: ``Attachment`` of every disk in the cluster's folders
-        that a VM holds.
-    :ivar tuple unknown: ``VirtualMachineRecord`` of every VM whose disks
-        vCenter did not report: any of them may hold any disk.
+        that a VM holds, and of every volume a VM holds elsewhere.
+    :ivar tuple unknown: ``VirtualMachineRecord`` of every VM whose disks,
+        or records of the volumes among them, vCenter did not report: any of
+        them may hold any disk.
     """
     vms = field(type=tuple, mandatory=True)
     disks = field(type=tuple, mandatory=True)
@@ -202,7 +263,15 @@ class Attachments(PClass):
             disks, so that no disk can be said to be unheld.
         """
         if self.unknown:
-            raise unknown_vms("disks", self.unknown, DEVICES)
+            raise unknown_vms("disks", self.unknown, DEVICES, EXTRA_CONFIG)
+
+    def moved_disks(self, dataset_id=None):
+        """
+        The ``DiskFile`` of each volume (or of the one of ``dataset_id``)
+        held outside the cluster's folders, where it is now.
+        """
+        return [disk.moved for disk in self.disks if disk.moved is not None
+                and dataset_id in (None, disk.moved.dataset_id)]
 
     def vm(self, instance_uuid):
         """The VM whose instance UUID is ``instance_uuid``, or ``None``."""

@@ -12,17 +12,23 @@ in side files.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
+import base64
+import binascii
 import re
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from pyrsistent import PClass, field
 from pyVmomi import vim
 
 from ._compat import (
-    native_string, python_2_unicode_compatible, string_types, text_type,
+    python_2_unicode_compatible, string_types, text_type,
 )
 
 _DISK_SUFFIX = ".vmdk"
+# The folder a volume's transit marker is in: <dataset id>.moving.
+_TRANSIT_SUFFIX = ".moving"
+# The longest part of a transit marker's token in one folder name.
+_TOKEN_PART = 200
 _DATASTORE_PATH = re.compile(r"\A\[([^\]]+)\] (\S.*)\Z", re.DOTALL)
 # \A and \Z, not ^ and $: "$" also matches before a final newline.
 _CANONICAL_UUID = re.compile(
@@ -74,15 +80,6 @@ def parse_dataset_id(text):
     return UUID(text)
 
 
-def committed_disk_uuid(cluster_id, dataset_id):
-    """
-    The UUID (32 hex digits) a volume's disk is given once its creation has
-    succeeded: derived from the cluster and the dataset, so that any node
-    tells the disk of a creation that succeeded from one a lost race left.
-    """
-    return uuid5(cluster_id, native_string(text_type(dataset_id))).hex
-
-
 def blockdevice_id_for(dataset_id):
     """The ``blockdevice_id`` of the volume holding ``dataset_id``."""
     return text_type(dataset_id)
@@ -121,6 +118,55 @@ class ClusterLayout(PClass):
         return self.profile_folder(datastore, profile).child(
             disk_file_name(dataset_id))
 
+    def transit_marker(self, home, source, size):
+        """
+        The folder that says, while a volume's disk moves from ``source``
+        home to ``home``, where it is and how big (``size`` bytes):
+        ``<profile folder>/<dataset id>.moving/<token>``, the token
+        encoding both (``transit_of_folder`` reads it back).  Any search of
+        the cluster's folder sees it, so the volume never looks gone.
+        """
+        source = text_type(source)
+        # The source's length, so that a part of a nested token (a folder
+        # the search reports too) never reads as a whole one.
+        token = base64.b32encode("{} {} {}".format(
+            size, len(source), source).encode("utf-8")).decode(
+                "ascii").rstrip("=").lower()
+        marker = home.parent().child(
+            home.path.rpartition("/")[2][:-len(_DISK_SUFFIX)]
+            + _TRANSIT_SUFFIX)
+        # A folder name holds at most 255 bytes: a long token is nested.
+        for start in range(0, len(token), _TOKEN_PART):
+            marker = marker.child(token[start:start + _TOKEN_PART])
+        return marker
+
+    def transit_of_folder(self, datastore, folder_path):
+        """
+        What the transit marker a search reported as ``folder_path`` says
+        (``transit_marker``): the ``DiskFile`` of the volume as it will be
+        at home, with ``source`` (where it is now) and ``marker`` set; or
+        ``None`` for any other folder.
+        """
+        folder_path = (folder_path or "").rstrip("/")
+        parts = folder_path.split("/")
+        moving = [index for index, part in enumerate(parts)
+                  if part.endswith(_TRANSIT_SUFFIX)]
+        if len(moving) != 1 or moving[0] == len(parts) - 1:
+            return None
+        holder = "/".join(parts[:moving[0]])
+        moving, token = parts[moving[0]], "".join(parts[moving[0] + 1:])
+        profile = self.profile_of_folder(datastore, holder)
+        dataset_id = parse_dataset_id(moving[:-len(_TRANSIT_SUFFIX)])
+        said = _decode_token(token)
+        if profile is None or dataset_id is None or said is None:
+            return None
+        size, source = said
+        marker = DatastorePath.parse(folder_path)
+        return DiskFile(
+            path=self.disk_path(datastore, profile, dataset_id),
+            dataset_id=dataset_id, profile=profile, size=size,
+            source=source, marker=marker)
+
     def profile_of_folder(self, datastore, folder_path):
         """
         The profile whose folder a search reported as ``folder_path``
@@ -133,6 +179,30 @@ class ClusterLayout(PClass):
             return None
         profile = folder_path[len(prefix):]
         return profile if _PROFILE_FOLDER.match(profile) else None
+
+
+def transit_root(marker):
+    """The ``<dataset id>.moving`` folder of the transit marker ``marker``."""
+    parts = marker.path.split("/")
+    for index, part in enumerate(parts):
+        if part.endswith(_TRANSIT_SUFFIX):
+            return marker.set(path="/".join(parts[:index + 1]))
+    raise ValueError("not a transit marker: {}".format(marker))
+
+
+def _decode_token(token):
+    """``(size, source path)`` a transit marker's token holds, or ``None``."""
+    try:
+        padded = token.upper() + "=" * (-len(token) % 8)
+        size, length, source = base64.b32decode(
+            padded.encode("ascii")).decode("utf-8").split(" ", 2)
+        size, length = int(size), int(length)
+    except (TypeError, ValueError, UnicodeError, binascii.Error):
+        return None
+    if size <= 0 or length != len(source):
+        return None
+    source = DatastorePath.parse(source)
+    return None if source is None else (size, source)
 
 
 def disk_file_name(dataset_id):
@@ -177,11 +247,16 @@ class DiskFile(PClass):
     :ivar UUID dataset_id: From its name.
     :ivar text profile: From its folder.
     :ivar int size: Its capacity in bytes.
+    :ivar source: For a disk on its way home into the cluster's folder
+        (``path``, then), where it is now; else ``None``.
+    :ivar marker: The transit marker saying so (``transit_marker``).
     """
     path = field(type=DatastorePath, mandatory=True)
     dataset_id = field(type=UUID, mandatory=True)
     profile = field(type=text_type, mandatory=True)
     size = field(type=int, mandatory=True)
+    source = field(type=(DatastorePath, type(None)), initial=None)
+    marker = field(type=(DatastorePath, type(None)), initial=None)
 
 
 def disks_from_search(layout, datastore, results):
@@ -190,7 +265,9 @@ def disks_from_search(layout, datastore, results):
     sub-folders on ``datastore``.
 
     Only disks named like a dataset's, in a profile's folder, whose capacity
-    is known (a complete disk descriptor) count; anything else is foreign.
+    is known (a complete disk descriptor) count, and the transit markers of
+    disks on their way home (``transit_of_folder``); anything else is
+    foreign.
 
     :param ClusterLayout layout:
     :param text datastore: The datastore searched.
@@ -201,6 +278,9 @@ def disks_from_search(layout, datastore, results):
     for result in results or ():
         profile = layout.profile_of_folder(datastore, result.folderPath)
         if profile is None:
+            transit = layout.transit_of_folder(datastore, result.folderPath)
+            if transit is not None:
+                disks.append(transit)
             continue
         for info in result.file or ():
             dataset_id = dataset_id_of_file(info.path)

@@ -26,15 +26,20 @@ from .devices import (
     normalise_disk_uuid, vsphere_disk_uuid,
 )
 from .errors import (
-    DatasetAlreadyHasVolume, DiskGone, DiskLocked, NoFreeDiskSlot,
+    DatasetAlreadyHasVolume, DiskGone, DiskLocked, DiskMoved, NoFreeDiskSlot,
     VirtualMachineBusy, VSphereRefused,
 )
+from .identity import (
+    is_cluster_disk, record_key, recorded_volume, volume_record,
+)
 from .interface import (
-    CHANGE_VERSION, DEVICES, INSTANCE_UUID, POWER_STATE, Attachment,
+    CHANGE_VERSION, DEVICES, EXTRA_CONFIG, INSTANCE_UUID, POWER_STATE,
+    Attachment,
     Attachments, IVsphereOperations, VirtualMachineRecord,
 )
 from .layout import (
-    DatastorePath, disk_file_name, disk_search_spec, disks_from_search,
+    DatastorePath, DiskFile, disk_file_name, disk_search_spec,
+    disks_from_search, transit_root,
 )
 from .vcenter import fault_message, fault_name
 
@@ -125,6 +130,10 @@ class VsphereOperations(object):
         # (TaskInProgress): within this process they are serialised per VM.
         self._vm_locks = {}
         self._vm_locks_lock = threading.Lock()
+        # VM -> (config.changeVersion, extraConfig) of the VMs holding moved
+        # volumes: read again only once the VM changed.
+        self._options = {}
+        self._options_lock = threading.Lock()
 
     @_refused_as("look up the datacenter, datastores and policies")
     def inventory(self):
@@ -153,10 +162,61 @@ class VsphereOperations(object):
         file_name = None if dataset_id is None else disk_file_name(dataset_id)
         disks = []
         for datastore, results in search_cluster(
-                self.vcenter, self.inventory(), layout,
+                self.vcenter, self._lookup.current_datastores(), layout,
                 disk_search_spec(file_name)):
-            disks.extend(disks_from_search(layout, datastore, results))
+            disks.extend(disk for disk in disks_from_search(
+                layout, datastore, results)
+                if dataset_id in (None, disk.dataset_id))
         return disks
+
+    @_refused_as("mark a volume's disk as moving home")
+    def mark_transit(self, marker):
+        """
+        Make the transit marker folder ``marker`` (not remembered as made:
+        it goes again once the move is done).
+        """
+        self.ensure_folder(transit_root(marker).parent())
+        try:
+            self.vcenter.call(
+                self.vcenter.content().fileManager.MakeDirectory,
+                name=text_type(marker), datacenter=self._datacenter(),
+                createParentDirectories=True)
+        except vim.fault.FileAlreadyExists:
+            pass
+
+    @_refused_as("clear a volume's transit marker")
+    def clear_transit(self, marker):
+        """Delete the marker's ``<dataset id>.moving`` folder, all of it."""
+        delete_with_task(
+            self.vcenter, self._datacenter(),
+            self.vcenter.content().fileManager.DeleteDatastoreFile_Task,
+            transit_root(marker))
+
+    @_refused_as("read the datastore clusters' members")
+    def searched(self):
+        """
+        The datastores searched now: the configured ones and the current
+        members of configured datastore clusters (re-read now and then, so
+        a new member is seen without a restart).
+        """
+        return frozenset(self._lookup.current_datastores())
+
+    @_refused_as("choose a datastore for a new disk")
+    def place(self, datastore, capacity_kb):
+        """
+        Where a new disk of ``capacity_kb`` KiB goes for the configured
+        ``datastore``: itself, or the member of a datastore cluster Storage
+        DRS recommends (the one with the most free space without it).
+        """
+        self.inventory()
+        return self._lookup.place(datastore, capacity_kb).name
+
+    def _datastore(self, name):
+        """The searched datastore ``name`` (a member seen late included)."""
+        datastores = self._lookup.current_datastores()
+        if name not in datastores:
+            datastores = self._lookup.current_datastores(refresh=True)
+        return datastores[name]
 
     def ensure_folder(self, folder):
         """
@@ -168,7 +228,7 @@ class VsphereOperations(object):
         if key in self._folders_made:
             return
         content = self.vcenter.content()
-        datastore = self.inventory().datastores[folder.datastore]
+        datastore = self._datastore(folder.datastore)
         if datastore.namespaces:
             self._ensure_namespace(datastore)
         try:
@@ -206,7 +266,7 @@ class VsphereOperations(object):
         cluster's folder, named by its (random) cluster id, tells it apart.
         """
         namespaced = set(name for name, datastore
-                         in self.inventory().datastores.items()
+                         in self._lookup.current_datastores().items()
                          if datastore.namespaces)
         cluster = text_type(self.config.cluster_id)
         folder = self.config.volume_folder
@@ -313,6 +373,7 @@ class VsphereOperations(object):
         vSphere stores it in the disk (``SetVirtualDiskUuid``).
 
         :raises DiskGone: there is no such disk.
+        :raises DiskLocked: a running VM holds it.
         """
         content = self.vcenter.content()
         try:
@@ -322,6 +383,10 @@ class VsphereOperations(object):
                 uuid=vsphere_disk_uuid(disk_uuid))
         except vim.fault.FileNotFound:
             raise DiskGone(text_type(path))
+        except (vim.fault.FileLocked, vim.fault.GenericVmConfigFault) as fault:
+            if _is_lock_fault(fault):
+                raise DiskLocked(text_type(path))
+            raise
 
     # -- virtual machines ----------------------------------------------------
 
@@ -342,26 +407,105 @@ class VsphereOperations(object):
     def attachments(self, layout):
         """
         Every VM, and which of them holds which of ``layout``'s disks: one
-        request, however many VMs and disks.  Disks outside the cluster's
-        folders are no business of the cluster and are left out.
+        request, however many VMs and disks, and one more when a VM holding
+        a disk of the cluster that Storage vMotion moved changed since this
+        process last read its ``extraConfig`` (which says which volume the
+        disk is).  Other disks are no business of the cluster and are left
+        out.
         """
         vms = []
         disks = []
         unknown = []
+        moved = []
         as_named = self._as_named()
-        for answer in self._retrieve_vms(_VM_PROPERTIES + [DEVICES]):
+        cluster_id = self.config.cluster_id
+        versions = {}
+        for answer in self._retrieve_vms(
+                _VM_PROPERTIES + [DEVICES, CHANGE_VERSION]):
             record = _record(answer)
             vms.append(record)
             if DEVICES in answer.missing:
                 unknown.append(record)
                 continue
-            for file_name, uuid in attached_disks(answer.values.get(DEVICES)):
+            versions[answer.obj._moId] = answer.values.get(CHANGE_VERSION)
+            for file_name, uuid, capacity_kb in attached_disks(
+                    answer.values.get(DEVICES)):
                 path = DatastorePath.parse(as_named(file_name))
-                if path is not None and layout.contains(path):
-                    disks.append(Attachment(
-                        path=path, vm=record, disk_uuid=_disk_uuid_or_none(uuid)))
+                disk_uuid = _disk_uuid_or_none(uuid)
+                if path is None:
+                    continue
+                if layout.contains(path):
+                    disks.append(Attachment(path=path, vm=record,
+                                            disk_uuid=disk_uuid))
+                elif is_cluster_disk(cluster_id, disk_uuid):
+                    moved.append((record, path, disk_uuid, capacity_kb))
+        if moved:
+            found, unread = self._moved_volumes(moved, versions)
+            disks.extend(found)
+            unknown.extend(unread)
         return Attachments(vms=tuple(vms), disks=tuple(disks),
                            unknown=tuple(unknown))
+
+    def _moved_volumes(self, moved, versions):
+        """
+        The ``Attachment`` of each of ``moved`` (``(vm, path, disk UUID,
+        capacity KiB)`` of the cluster's disks outside its folders) that its
+        VM's records say is a volume; and the VMs whose records vCenter did
+        not give (any of their disks may be a volume).  The records of VMs
+        whose ``config.changeVersion`` (``versions``) moved on since they
+        were last read are read again, all in one request.
+        """
+        options = {}
+        stale = {}
+        with self._options_lock:
+            for vm, _, _, _ in moved:
+                key = vm.ref._moId
+                version = versions.get(key)
+                cached = self._options.get(key)
+                if version is not None and cached is not None \
+                        and cached[0] == version:
+                    options[key] = cached[1]
+                else:
+                    stale[key] = vm.ref
+        unread = {}
+        for answer in self.vcenter.properties(
+                stale.values(), vim.VirtualMachine,
+                [EXTRA_CONFIG, CHANGE_VERSION]):
+            key = answer.obj._moId
+            if EXTRA_CONFIG in answer.missing:
+                unread[key] = fault_name(answer.missing[EXTRA_CONFIG])
+                continue
+            options[key] = dict(
+                (option.key, option.value)
+                for option in answer.values.get(EXTRA_CONFIG) or ())
+            version = answer.values.get(CHANGE_VERSION)
+            if version is not None:
+                with self._options_lock:
+                    self._options[key] = (version, options[key])
+        with self._options_lock:
+            # Only VMs that hold moved volumes now are worth remembering.
+            for key in set(self._options) - set(vm.ref._moId
+                                                for vm, _, _, _ in moved):
+                del self._options[key]
+        found = []
+        unknown = {}
+        for vm, path, disk_uuid, capacity_kb in moved:
+            key = vm.ref._moId
+            if key not in options:
+                # Not said, or gone meanwhile: unknown, never "not ours".
+                unknown[key] = vm.set(missing=vm.missing + ((
+                    EXTRA_CONFIG, unread.get(key, "ManagedObjectNotFound")),))
+                continue
+            volume = recorded_volume(self.config.cluster_id, disk_uuid,
+                                     options[key])
+            if volume is None or not capacity_kb:
+                continue
+            dataset_id, profile = volume
+            found.append(Attachment(
+                path=path, vm=vm, disk_uuid=disk_uuid, moved=DiskFile(
+                    path=path, dataset_id=dataset_id, profile=profile,
+                    size=int(capacity_kb) * 1024)))
+        return found, list(unknown.values())
 
     @_refused_as("find a virtual machine by BIOS UUID")
     def find_vms_by_bios_uuid(self, bios_uuid):
@@ -408,10 +552,13 @@ class VsphereOperations(object):
 
     @_refused_as("attach a disk")
     def attach_disk(self, vm, path, capacity_kb, controller_type,
-                    storage_policy=None):
+                    storage_policy=None, volume=None):
         """
         Attach the existing disk ``path`` to ``vm``, under ``storage_policy``
-        (a policy name) if given.
+        (a policy name) if given; with ``volume`` (a ``DiskFile``) the same
+        reconfiguration records in ``vm``'s ``extraConfig`` which volume
+        the disk is (``identity``), so that it is known after Storage
+        vMotion renames it.
 
         The free slot is chosen under the VM's lock from its devices as they
         are now, so that threads attaching to one VM never pick the same one;
@@ -437,13 +584,18 @@ class VsphereOperations(object):
                                     controller_type, policy_id)
             if spec is None:
                 raise NoFreeDiskSlot(vm.name)
+            if volume is not None:
+                key, value = volume_record(self.config.cluster_id,
+                                           volume.dataset_id, volume.profile)
+                spec.extraConfig = [vim.option.OptionValue(key=key,
+                                                           value=value)]
             spec.changeVersion = version
             self._reconfigure(vm, spec, "attach {}".format(path), path)
         with self._vm_lock(vm):
             self._retry_busy(vm, attach)
 
     @_refused_as("detach a disk")
-    def detach_disk(self, vm, path):
+    def detach_disk(self, vm, path, disk_uuid=None):
         """
         Detach the disk ``path`` from ``vm``; the file stays.
 
@@ -454,13 +606,24 @@ class VsphereOperations(object):
         disk.
 
         :raises DiskGone: the VM no longer holds the disk.
+        :raises DiskMoved: it holds it under another name (``disk_uuid``
+            tells it), which Storage vMotion gave it meanwhile.
         """
         def detach():
             devices, version = self._vm_config(vm)
             disk = find_disk(devices, text_type(path), self._as_named())
             if disk is None:
+                for name, uuid, _ in attached_disks(devices):
+                    if disk_uuid is not None and \
+                            _disk_uuid_or_none(uuid) == disk_uuid:
+                        raise DiskMoved(text_type(path), name)
                 raise DiskGone(text_type(path))
             spec = detach_disk_spec(disk)
+            held = _disk_uuid_or_none(getattr(disk.backing, "uuid", None))
+            if is_cluster_disk(self.config.cluster_id, held):
+                # Its record goes with it (an empty value removes a key).
+                spec.extraConfig = [vim.option.OptionValue(
+                    key=record_key(held), value="")]
             spec.changeVersion = version
             self._reconfigure(vm, spec, "detach {}".format(path), path)
         with self._vm_lock(vm):
@@ -491,6 +654,35 @@ class VsphereOperations(object):
             time.sleep(pause)
             delay = min(delay * 2, _RETRY_MAX_DELAY)
 
+    @_refused_as("move a disk")
+    def move_disk(self, source, destination, dataset_id):
+        """
+        Move the disk ``source`` to ``destination`` (``MoveVirtualDisk``),
+        making the destination's folder if missing; the disk keeps its UUID.
+
+        :raises DiskGone: there is no disk ``source``.
+        :raises DiskLocked: a running VM holds it.
+        :raises DatasetAlreadyHasVolume: a file is at ``destination`` (the
+            dataset ``dataset_id``'s).
+        """
+        self.ensure_folder(destination.parent())
+        datacenter = self._datacenter()
+        try:
+            self.vcenter.run_task(
+                self.vcenter.content().virtualDiskManager.MoveVirtualDisk_Task,
+                "move {} to {}".format(source, destination),
+                sourceName=text_type(source), sourceDatacenter=datacenter,
+                destName=text_type(destination), destDatacenter=datacenter,
+                force=False)
+        except vim.fault.FileAlreadyExists:
+            raise DatasetAlreadyHasVolume(dataset_id)
+        except vim.fault.FileNotFound:
+            raise DiskGone(text_type(source))
+        except (vim.fault.FileLocked, vim.fault.GenericVmConfigFault) as fault:
+            if _is_lock_fault(fault):
+                raise DiskLocked(text_type(source))
+            raise
+
     @_refused_as("power on a virtual machine")
     def power_on(self, vm):
         """
@@ -516,16 +708,17 @@ class VsphereOperations(object):
                 raise DiskGone(text_type(path))
 
 
-def search_cluster(vcenter, inventory, layout, spec):
+def search_cluster(vcenter, datastores, layout, spec):
     """
     ``(datastore, results)`` of searching ``layout``'s cluster folder and
-    below with ``spec`` on each configured datastore, one task each;
+    below with ``spec`` on each of ``datastores``, one task each;
     datastores without the folder are left out.
 
     :param VCenter vcenter:
-    :param Inventory inventory:
+    :param datastores: ``{name: Datastore}``, e.g. the look-up's
+        ``current_datastores()``.
     """
-    for name, datastore in sorted(inventory.datastores.items()):
+    for name, datastore in sorted(datastores.items()):
         folder = layout.folder(name)
         try:
             yield name, vcenter.run_task(

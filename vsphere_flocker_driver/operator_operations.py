@@ -18,6 +18,8 @@ from ._compat import text_type
 from .devices import free_slot
 from .errors import DriverError
 from .interface import DEVICES
+from .datastore_rules import datastore_refusal
+from .inventory import Datastore
 from .operations import delete_with_task, search_cluster
 
 
@@ -40,7 +42,10 @@ class IOperatorOperations(Interface):
         """``"folder"``, ``"file"`` or ``None``: what is at ``path``."""
 
     def cluster_files(layout):
-        """Every file in ``layout``'s cluster folders, whatever its name."""
+        """
+        Every file in ``layout``'s cluster folders, whatever its name, on
+        every datastore volumes may be on now.
+        """
 
     def delete_file(path):
         """Delete one datastore file; ``False`` if it did not exist."""
@@ -48,8 +53,9 @@ class IOperatorOperations(Interface):
     def privilege_targets(vm=None, policies=False):
         """
         What the driver touches, as ``PrivilegeTarget``: the datacenter,
-        each usable configured datastore, ``vm`` (a record) if given, and
-        vCenter itself when storage ``policies`` are used.
+        each usable configured datastore (members of configured datastore
+        clusters too), ``vm`` (a record) if given, and vCenter itself when
+        storage ``policies`` are used.
         """
 
     def missing_privileges(wanted):
@@ -86,7 +92,7 @@ class VsphereOperatorOperations(object):
         missing).  One search of the parent folder.
         """
         parent, _, name = text_type(path.path).rstrip("/").rpartition("/")
-        browser = self._lookup.datastore(path.datastore).browser
+        browser = self._datastore(path.datastore).browser
         spec = vim.host.DatastoreBrowser.SearchSpec(
             query=[vim.host.DatastoreBrowser.Query()],
             details=vim.host.DatastoreBrowser.FileInfo.Details(fileType=True),
@@ -104,10 +110,24 @@ class VsphereOperatorOperations(object):
                     info, vim.host.DatastoreBrowser.FolderInfo) else "file")
         return None
 
+    def _datastore(self, name):
+        """
+        The datastore ``name``: a member of a configured datastore cluster
+        (one added since the datacenter's datastores were first read too),
+        else any datastore of the datacenter.
+        """
+        for cluster in self._lookup.clusters().values():
+            for member in cluster.members:
+                if member.name == name:
+                    return member
+        return self._lookup.datastore(name)
+
     def cluster_files(self, layout):
         """
         Every file in ``layout``'s cluster folder and below, on every
-        configured datastore, whatever its name: one search per datastore.
+        datastore volumes may be on now (the configured ones and the
+        members of configured datastore clusters, read again), whatever
+        its name: one search per datastore.
 
         :returns: a list of ``(datastore, folder path as the search reports
             it, file name, capacity in KiB or None)``; folders left out.
@@ -126,7 +146,8 @@ class VsphereOperatorOperations(object):
             matchPattern=["*"])
         found = []
         for datastore, results in search_cluster(
-                self._vcenter, self._lookup.resolve(), layout, spec):
+                self._vcenter, self._lookup.current_datastores(refresh=True),
+                layout, spec):
             for result in results or ():
                 for info in result.file or ():
                     if isinstance(info, vim.host.DatastoreBrowser.FolderInfo):
@@ -149,7 +170,8 @@ class VsphereOperatorOperations(object):
     def privilege_targets(self, vm=None, policies=False):
         """
         What the driver touches, as ``PrivilegeTarget``: the datacenter,
-        each configured datastore the driver can use, ``vm`` (a
+        each configured datastore the driver can use and each member of a
+        configured datastore cluster (read now), ``vm`` (a
         ``VirtualMachineRecord``) if given, and vCenter itself when storage
         ``policies`` are used.
         """
@@ -159,14 +181,22 @@ class VsphereOperatorOperations(object):
             self._lookup.datacenter().ref)]
         for name in config.datastores:
             try:
-                datastore = self._lookup.datastore(name)
+                found = self._lookup.storage(name)
+                datastores = ([found] if isinstance(found, Datastore) else
+                              self._lookup.read_cluster(name).members)
             except DriverError:
                 continue  # refused: its privileges do not matter
-            # vSAN and VVol: the volume folder is a namespace, made with
-            # DatastoreNamespaceManager.CreateDirectory.
-            targets.append(PrivilegeTarget(
-                "namespace datastore" if datastore.namespaces else "datastore",
-                "datastore {}".format(name), datastore.ref))
+            for datastore in datastores:
+                if datastore_refusal(datastore) is not None:
+                    continue
+                label = "datastore {}".format(datastore.name)
+                if datastore.cluster is not None:
+                    label += " (in cluster {})".format(datastore.cluster)
+                # vSAN and VVol: the volume folder is a namespace, made with
+                # DatastoreNamespaceManager.CreateDirectory.
+                targets.append(PrivilegeTarget(
+                    "namespace datastore" if datastore.namespaces
+                    else "datastore", label, datastore.ref))
         if vm is not None:
             targets.append(PrivilegeTarget("vm", "VM {}".format(vm.name),
                                            vm.ref))

@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 from pyrsistent import PClass, field
 
 from ._compat import text_type
+from .flocker_api import UnattachedVolume, UnknownVolume
 from .layout import (
     DatastorePath, blockdevice_id_for, dataset_id_of_file, parse_dataset_id,
 )
@@ -87,16 +88,24 @@ def volume_rows(assembly):
     """
     The cluster's volumes, each with its datastore, profile and holder:
     one datastore search per datastore and one VM retrieval, as the
-    backend's own listing.
+    backend's own listing; a volume Storage vMotion moved out of the
+    cluster's folders is shown where it is now, on its holder.
 
     :param Assembly assembly: The backend's parts.
-    :raises VirtualMachinesUnknown: a volume no VM holds, as far as vCenter
-        said, while it did not report every VM's disks.
+    :raises VirtualMachinesUnknown: vCenter did not report every VM's
+        disks: a volume could be left out, or shown as held by none.
     :returns: a list of ``VolumeRow``, by dataset id.
     """
     operations, layout = assembly.operations, assembly.layout
-    disks = operations.search_disks(layout)
-    return _rows(disks, operations.attachments(layout) if disks else None)
+    # A volume on its way home is shown once the backend's next look
+    # settles it (``VsphereBlockDeviceAPI._settle``).
+    disks = [disk for disk in operations.search_disks(layout)
+             if disk.source is None]
+    attachments = operations.attachments(layout)
+    attachments.require_known()
+    searched = set(disk.path for disk in disks)
+    return _rows(disks + [disk for disk in attachments.moved_disks()
+                          if disk.path not in searched], attachments)
 
 
 def _rows(disks, attachments):
@@ -117,8 +126,9 @@ def _rows(disks, attachments):
 
 def find_orphans(assembly):
     """
-    Everything in the cluster's folders (every configured datastore) that
-    no volume accounts for, and the volumes attached to powered-off VMs.
+    Everything in the cluster's folders (on every configured datastore and
+    every member of a configured datastore cluster) that no volume accounts
+    for, and the volumes attached to powered-off VMs.
 
     :param Assembly assembly: The backend's parts.
     :returns: a list of ``Finding``.
@@ -127,7 +137,8 @@ def find_orphans(assembly):
     files = assembly.operator.cluster_files(layout)
     # A disk is complete when the backend itself lists it: the same disk
     # search, not this broader file search, decides.
-    disks = operations.search_disks(layout)
+    disks = [disk for disk in operations.search_disks(layout)
+             if disk.source is None]
     volumes = set(text_type(disk.path) for disk in disks)
     attachments = operations.attachments(layout)
     held = set(text_type(disk.path) for disk in attachments.disks)
@@ -175,9 +186,14 @@ def find_orphans(assembly):
                     "one, delete the others").format(
                         blockdevice_id_for(dataset_id), len(paths),
                         ", ".join(sorted(paths)))))
-    searched = set(assembly.config.datastores)
+    # Every datastore the file search covered: the configured ones and the
+    # members of configured datastore clusters (as ``cluster_files`` just
+    # read them).
+    searched = set(assembly.lookup.current_datastores())
     for held in attachments.disks:
         path = text_type(held.path)
+        if held.moved is not None:
+            continue  # a volume Storage vMotion moved: its file is there
         if held.path.datastore in searched and path not in present:
             # A destroy cut short after its deletion, or files removed by
             # hand: the VM would fail to power on with it.
@@ -186,7 +202,7 @@ def find_orphans(assembly):
                 detail="VM {} ({}) holds {}, whose file is gone".format(
                     held.vm.name, held.vm.instance_uuid, path),
                 repair="detach it from {}".format(held.vm.name)))
-    for row in _rows(disks, attachments):
+    for row in _rows(disks + attachments.moved_disks(), attachments):
         if row.vm_id is not None and row.power_state != "poweredOn":
             # A suspended VM comes back with its disks: only a powered-off
             # one may safely lose them.
@@ -249,7 +265,13 @@ def repair(assembly, findings):
                 done.append((finding, "left alone: the volume moved or its "
                              "VM was powered on since"))
                 continue
-            operations.detach_disk(holder, path)
+            # As the backend detaches: a volume Storage vMotion moved is
+            # brought home into the cluster's folder.
+            try:
+                assembly.api.detach_volume(finding.blockdevice_id)
+            except (UnattachedVolume, UnknownVolume):
+                done.append((finding, "left alone: the volume moved since"))
+                continue
             done.append((finding, "detached volume {}".format(
                 finding.blockdevice_id)))
         elif finding.kind == DANGLING_DISK:

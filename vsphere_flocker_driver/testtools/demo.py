@@ -1,7 +1,9 @@
 """
 The README's demonstration: a volume's life on the bundled vCenter simulator,
 with two virtual node VMs on real loop devices, so that data written on one
-node is read back on the other.  Printed for a person to read.
+node is read back on the other; the volumes live in a datastore cluster
+under Storage DRS, and node A's VM is migrated to another of its datastores
+with the volume attached.  Printed for a person to read.
 
 Run it with ``vsphere-flocker demo``, ``make demo`` (``bash
 scripts/demo.sh`` on a bare Debian machine) or ``python -m
@@ -27,6 +29,9 @@ from .virtual_guest import VirtualGuest, loop_devices_available
 
 GiB = 1024 ** 3
 
+#: The demonstration's datastore cluster.
+POD = "StoragePod1"
+
 
 def _size(size):
     return bitmath.Byte(size).best_prefix().format("{value:.0f} {unit}")
@@ -38,7 +43,8 @@ class _Demo(object):
         self.workdir = workdir
         # Verified as a real vCenter should be: against its certificate.
         self.dataset = simulator.dataset_config(
-            ssl_verify_cert=True, ssl_ca_file=simulator.ca_file)
+            datastore_name=POD, ssl_verify_cert=True,
+            ssl_ca_file=simulator.ca_file)
         self.dataset.pop("backend")
         self.names = dict((vm.instance_uuid, vm.name) for vm in simulator.vms)
         self.cluster_id = uuid.uuid4()
@@ -57,17 +63,24 @@ class _Demo(object):
                      if volume.attached_to else "not attached")
             print("     {}  {:>6}  {}".format(
                 volume.blockdevice_id, _size(volume.size), where))
+            print("       {}".format(self.path_of(api, volume)))
+
+    def path_of(self, api, volume):
+        """The volume's disk as the driver finds it, the cluster id cut."""
+        return "{}".format(api.disk_of(volume.blockdevice_id).path).replace(
+            "{}/".format(self.cluster_id), "<cluster>/")
 
     def node(self, guest_root="/"):
         return vsphere_from_configuration(
             cluster_id=self.cluster_id, guest_root=guest_root, **self.dataset)
 
     def run(self, guests):
-        print("  vCenter at {} (datacenter {}, datastore {})".format(
-            self.simulator.url, self.dataset["datacenter_name"],
-            self.dataset["datastore_name"]))
-        print("  Volumes go to [{}] FLOCKER/{}/".format(
-            self.dataset["datastore_name"], self.cluster_id))
+        members = self.simulator.pods[POD]["datastores"]
+        print("  vCenter at {} (datacenter {})".format(
+            self.simulator.url, self.dataset["datacenter_name"]))
+        print("  Volumes go to datastore cluster {} (Storage DRS on: {}),\n"
+              "  in FLOCKER/<cluster>/ = FLOCKER/{}/".format(
+                  POD, ", ".join(members), self.cluster_id))
         vm_a, vm_b = self.simulator.vms[:2]
         if guests:
             node_a = self.node(guests[0].root)
@@ -77,7 +90,8 @@ class _Demo(object):
         else:
             node_a = node_b = self.node()
 
-        self.title("Create a 1 GiB volume")
+        self.title("Create a 1 GiB volume (on the datastore Storage DRS "
+                   "recommends)")
         volume = node_a.create_volume(uuid.uuid4(), GiB)
         self.show(node_a)
 
@@ -90,7 +104,16 @@ class _Demo(object):
         if guests:
             digest = self.write_on(node_a, volume)
 
-        self.title("Detach it from node A (the disk file stays)")
+        here = node_a.disk_of(volume.blockdevice_id).path.datastore
+        there = [name for name in members if name != here][0]
+        self.title("Storage vMotion: migrate node A's VM to {}, the volume "
+                   "attached".format(there))
+        self.simulator.relocate(vm_a.name, datastore_name=there)
+        print("     vSphere moved and renamed the disk; it is the same volume")
+        self.show(node_a)
+
+        self.title("Detach it from node A (the disk goes back to the cluster "
+                   "folder)")
         node_a.detach_volume(volume.blockdevice_id)
         self.show(node_a)
 
@@ -110,8 +133,9 @@ class _Demo(object):
         self.title("Destroy it")
         node_b.destroy_volume(volume.blockdevice_id)
         self.show(node_b)
-        print("\nDone: created, attached, {}detached, moved and destroyed a "
-              "volume.".format("written, read back, " if guests else ""))
+        print("\nDone: created, attached, {}migrated with its VM, detached, "
+              "moved and destroyed a volume.".format(
+                  "written, read back, " if guests else ""))
         return 0
 
     def write_on(self, node, volume):
@@ -151,7 +175,7 @@ def run():
     """Run the demonstration; returns the process exit status."""
     print("Starting the vCenter simulator (built on first use)...")
     try:
-        simulator = Simulator(vms=2, clusters=0).start()
+        simulator = Simulator(vms=2, clusters=0, pods={POD: 2}).start()
     except SimulatorUnavailable as error:
         print("Cannot run the demonstration: {}".format(error))
         return 1

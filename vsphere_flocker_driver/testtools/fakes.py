@@ -28,18 +28,22 @@ from ..blockdevice import VsphereBlockDeviceAPI
 from ..config import configuration_from_dataset
 from ..devices import normalise_disk_uuid
 from ..errors import (
-    DatasetAlreadyHasVolume, DiskGone,
-    DiskLocked, NoFreeDiskSlot,
+    DatasetAlreadyHasVolume, DiskGone, DiskLocked, DiskMoved, NoFreeDiskSlot,
 )
 from ..guest import (
     DEFAULT_DEVICE_TIMEOUT, GuestDeviceError, GuestIdentityUnknown, IGuest,
 )
-from ..inventory import (
-    Datastore, Inventory, missing_datastore, policy_ids, usable_datastore,
+from ..identity import (
+    is_cluster_disk, record_key, recorded_volume, volume_record,
 )
-from ..layout import disk_file_name, disks_from_search
+from ..datastore_rules import missing_datastore, policy_ids, usable_datastore
+from ..inventory import Datastore, Inventory
+from ..layout import (
+    DatastorePath, DiskFile, disk_file_name, disks_from_search, transit_root,
+)
 from ..interface import (
-    Attachment, Attachments, IVsphereOperations, VirtualMachineRecord,
+    EXTRA_CONFIG, Attachment, Attachments, IVsphereOperations,
+    VirtualMachineRecord,
 )
 
 __all__ = [
@@ -117,6 +121,8 @@ class _VM(object):
         self.power_state = power_state
         self.disk_uuid_enabled = disk_uuid_enabled
         self.devices = []
+        # extraConfig: where the driver records the volumes a VM holds.
+        self.options = {}
         # Property path -> fault name, for what vCenter does not tell.
         self.hidden = {}
 
@@ -178,6 +184,8 @@ class FakeVsphereOperations(object):
             (config.datastores if datastores is None else datastores))
         self._policies = frozenset(storage_policies)
         self._files = {}
+        # Folders that matter to a search: transit markers.
+        self._folders = set()
         self._vms = []
         self._hooks = {}
         # One lock for all state: enough for a fake, and it makes every
@@ -254,9 +262,37 @@ class FakeVsphereOperations(object):
         with self._lock:
             return self._files.get(path)
 
+    def transit_markers(self):
+        """The transit markers made and not cleared."""
+        with self._lock:
+            return set(self._folders)
+
     def exists(self, path):
         """Whether there is a file at ``path``."""
         return self.file(path) is not None
+
+    def options(self, vm):
+        """``vm``'s ``extraConfig``, as ``{key: value}``."""
+        with self._lock:
+            return dict(self._vm(vm).options)
+
+    def relocate(self, vm, datastore):
+        """
+        Storage vMotion ``vm`` to ``datastore``: each disk it holds moves
+        into the VM's folder there and is renamed after it (``<vm>.vmdk``,
+        ``<vm>_1.vmdk`` ...), keeping its UUID, as vSphere does.
+        """
+        with self._lock:
+            target = self._vm(vm)
+            moved = []
+            for number, device in enumerate(target.devices):
+                suffix = "" if number == 0 else "_{}".format(number)
+                new = DatastorePath(datastore=text_type(datastore),
+                                    path="{0}/{0}{1}.vmdk".format(
+                                        target.name, suffix))
+                self._files[new] = self._files.pop(device.path)
+                moved.append(device.set(path=new))
+            target.devices = moved
 
     def devices(self, vm):
         """The ``FakeDevice`` of each disk ``vm`` holds, in order."""
@@ -341,8 +377,9 @@ class FakeVsphereOperations(object):
     def search_disks(self, layout, dataset_id=None):
         """
         The complete disks named ``<dataset id>.vmdk`` in a profile folder of
-        ``layout``'s cluster on the configured datastores, read by
-        ``disks_from_search`` from results shaped as vSphere's.
+        ``layout``'s cluster on the configured datastores, and the transit
+        markers there, read by ``disks_from_search`` from results shaped as
+        vSphere's (a result for every folder, files or not).
         """
         self._enter("search_disks")
         with self._lock:
@@ -359,10 +396,43 @@ class FakeVsphereOperations(object):
                         continue
                     folders.setdefault(text_type(path.parent()), []).append(
                         _FileInfo(path=name, capacityKb=disk.capacity_kb))
+                for folder in self._folders:
+                    if folder.datastore == datastore and layout.contains(
+                            folder):
+                        folders.setdefault(text_type(folder), [])
                 results = [_SearchResult(folderPath=folder, file=files)
                            for folder, files in sorted(folders.items())]
-                disks.extend(disks_from_search(layout, datastore, results))
+                disks.extend(disk for disk in disks_from_search(
+                    layout, datastore, results)
+                    if dataset_id in (None, disk.dataset_id))
             return disks
+
+    def mark_transit(self, marker):
+        self._enter("mark_transit")
+        with self._lock:
+            self._folders.add(marker)
+
+    def clear_transit(self, marker):
+        self._enter("clear_transit")
+        with self._lock:
+            root = text_type(transit_root(marker))
+            self._folders = set(
+                folder for folder in self._folders
+                if not (text_type(folder) + "/").startswith(root + "/"))
+
+    def searched(self):
+        """The configured datastores (the fake has no datastore clusters)."""
+        self._enter("searched")
+        with self._lock:
+            self._check_inventory()
+            return frozenset(self.config.datastores)
+
+    def place(self, datastore, capacity_kb):
+        """``datastore`` itself (the fake has no datastore clusters)."""
+        self._enter("place")
+        with self._lock:
+            self._check_inventory()
+            return text_type(datastore)
 
     def create_disk(self, path, dataset_id, capacity_kb, disk_type,
                     storage_policy=None):
@@ -419,11 +489,14 @@ class FakeVsphereOperations(object):
     def set_disk_uuid(self, path, disk_uuid):
         """
         :raises DiskGone: there is no file at ``path``.
+        :raises DiskLocked: a powered-on VM holds it.
         """
         self._enter("set_disk_uuid")
         with self._lock:
             if path not in self._files:
                 raise DiskGone(text_type(path))
+            if self._running_holder(path) is not None:
+                raise DiskLocked(text_type(path))
             self._files[path] = self._files[path].set(
                 uuid=normalise_disk_uuid(disk_uuid))
 
@@ -433,7 +506,10 @@ class FakeVsphereOperations(object):
             return [vm.record() for vm in self._vms]
 
     def attachments(self, layout):
-        """Every VM, and every disk in ``layout``'s folders that one holds."""
+        """
+        Every VM, and every disk in ``layout``'s folders that one holds, and
+        every disk of the cluster elsewhere that its VM records as a volume.
+        """
         self._enter("attachments")
         with self._lock:
             disks = []
@@ -444,11 +520,26 @@ class FakeVsphereOperations(object):
                     unknown.append(record)
                     continue
                 for device in vm.devices:
+                    disk_uuid = (device.disk_uuid if self.backing_uuids
+                                 else None)
                     if layout.contains(device.path):
                         disks.append(Attachment(
-                            path=device.path, vm=record,
-                            disk_uuid=(device.disk_uuid if self.backing_uuids
-                                       else None)))
+                            path=device.path, vm=record, disk_uuid=disk_uuid))
+                    elif is_cluster_disk(layout.cluster_id, disk_uuid):
+                        if EXTRA_CONFIG in vm.hidden:
+                            unknown.append(record)
+                            continue
+                        volume = recorded_volume(layout.cluster_id, disk_uuid,
+                                                 vm.options)
+                        if volume is None:
+                            continue
+                        disks.append(Attachment(
+                            path=device.path, vm=record, disk_uuid=disk_uuid,
+                            moved=DiskFile(
+                                path=device.path, dataset_id=volume[0],
+                                profile=volume[1],
+                                size=self._files[device.path].capacity_kb
+                                * 1024)))
             return Attachments(vms=tuple(vm.record() for vm in self._vms),
                                disks=tuple(disks), unknown=tuple(unknown))
 
@@ -464,7 +555,7 @@ class FakeVsphereOperations(object):
             return self._vm(vm).disk_uuid_enabled
 
     def attach_disk(self, vm, path, capacity_kb, controller_type,
-                    storage_policy=None):
+                    storage_policy=None, volume=None):
         """
         Checked in ``VsphereOperations``'s order: held already, no free slot,
         file missing, then the lock of another running VM (which only a
@@ -490,18 +581,47 @@ class FakeVsphereOperations(object):
             target.devices.append(FakeDevice(
                 path=path, disk_uuid=self._files[path].uuid,
                 storage_policy=storage_policy))
+            if volume is not None:
+                key, value = volume_record(self.config.cluster_id,
+                                           volume.dataset_id, volume.profile)
+                target.options[key] = value
 
-    def detach_disk(self, vm, path):
+    def detach_disk(self, vm, path, disk_uuid=None):
         """
         :raises DiskGone: ``vm`` does not hold the disk.
+        :raises DiskMoved: it holds the disk ``disk_uuid`` elsewhere.
         """
         self._enter("detach_disk")
         with self._lock:
             target = self._vm(vm)
             if not target.holds(path):
+                for device in target.devices:
+                    if disk_uuid is not None and device.disk_uuid == disk_uuid:
+                        raise DiskMoved(text_type(path),
+                                        text_type(device.path))
                 raise DiskGone(text_type(path))
+            for device in target.devices:
+                if device.path == path:
+                    target.options.pop(record_key(device.disk_uuid), None)
             target.devices = [device for device in target.devices
                               if device.path != path]
+
+    def move_disk(self, source, destination, dataset_id):
+        """
+        :raises DiskGone: no file at ``source``.
+        :raises DiskLocked: a running VM holds it.
+        :raises DatasetAlreadyHasVolume: a file is at ``destination`` (the
+            dataset ``dataset_id``'s).
+        """
+        self._enter("move_disk")
+        with self._lock:
+            if source not in self._files:
+                raise DiskGone(text_type(source))
+            if self._running_holder(source) is not None:
+                raise DiskLocked(text_type(source))
+            if destination in self._files:
+                raise DatasetAlreadyHasVolume(dataset_id)
+            self._files[destination] = self._files.pop(source)
 
     def power_on(self, vm):
         self._enter("power_on")

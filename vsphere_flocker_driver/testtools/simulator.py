@@ -467,15 +467,15 @@ class Simulator(object):
         with ``clear_missing``.
 
         This sets the VM's extraConfig key ``vcsim.inject.missing`` through
-        ``ReconfigVM_Task`` (which changes the VM's ``config.changeVersion``).
-        ``config.extraConfig`` itself is never withheld.
+        ``ReconfigVM_Task`` (which changes the VM's ``config.changeVersion``);
+        ``config.extraConfig`` is withheld only when ``paths`` name it.
 
         :param str vm_name: One of ``vms``' names.
         :param paths: A property path (``"runtime.powerState"``) or a list
             of them.
         :param str fault: One of ``MISSING_FAULTS``.
-        :raises ValueError: for no path, a path with ``,`` or ``:``, a path
-            under ``config.extraConfig`` or an unknown fault.
+        :raises ValueError: for no path, a path with ``,`` or ``:`` or an
+            unknown fault.
         :raises LookupError: if there is no such VM.
         :raises RuntimeError: if the reconfiguration fails.
         """
@@ -488,10 +488,6 @@ class Simulator(object):
         for path in paths:
             if "," in path or ":" in path:
                 raise ValueError("a property path cannot hold ',' or ':': %r" % (
-                    path,))
-            if path == "config.extraConfig" or path.startswith(
-                    ("config.extraConfig.", "config.extraConfig[")):
-                raise ValueError("config.extraConfig is never withheld: %r" % (
                     path,))
         if fault not in self.MISSING_FAULTS:
             raise ValueError("fault %r is none of %s" % (

@@ -113,6 +113,7 @@ class SoakSettings(PClass):
     power_off_for = field(type=float, factory=float, initial=6.0)
     destroy_attach_every = field(type=float, factory=float, initial=0.5)
     create_race_every = field(type=float, factory=float, initial=3.0)
+    storage_vmotion_every = field(type=float, factory=float, initial=4.0)
     stale_detach = field(type=bool, initial=True)
     grace = field(type=float, factory=float, initial=120.0)
 
@@ -968,6 +969,42 @@ def _create_race(stage, generator):
             _create(first.api, report, dataset_id, MiB)
 
 
+def _relocate(content, name, datastore):
+    """Storage vMotion of the VM ``name``, its disks too, to ``datastore``."""
+    machine = find_entity(content, vim.VirtualMachine, name)
+    target = find_entity(content, vim.Datastore, datastore)
+    fault = _finish(machine.RelocateVM_Task(
+        spec=vim.vm.RelocateSpec(datastore=target)))
+    if fault is not None:
+        raise fault
+
+
+def _storage_vmotion(stage, generator):
+    """
+    An administrator, or Storage DRS, migrating a node VM's storage to
+    another datastore, its volumes with it (moved into its folder, renamed
+    after it): the driver must keep knowing them, bring them home when they
+    are detached, and never see one as gone meanwhile.  Only while no VM is
+    powered off: a VM that is off takes no lock, and vSphere would move a
+    disk two VMs hold in a race from under the other.  Needs a second
+    datastore in the simulator.
+    """
+    datastores = sorted(stage.simulator.datastores)
+    if len(datastores) < 2:
+        return
+    home = dict((vm.name, stage.dataset["datastore_name"])
+                for vm in stage.nodes)
+    while stage.wait(stage.settings.storage_vmotion_every):
+        vm = generator.choice(stage.nodes)
+        target = generator.choice([name for name in datastores
+                                   if name != home[vm.name]])
+        with stage.power.lock:
+            if stage.power.off is not None:
+                continue
+            if _chaos(stage, "storage vmotions", _relocate, vm.name, target):
+                home[vm.name] = target
+
+
 def _stale_detach(stage, generator):
     """
     Issue 10, finding 3: the stale-detach pair, two processes attaching and
@@ -983,7 +1020,7 @@ def _stale_detach(stage, generator):
 
 #: The actors that run in threads of the parent, in the order started.
 _ACTORS = (_session_killer, _connection_dropper, _power_cycler,
-           _destroy_versus_attach, _create_race)
+           _destroy_versus_attach, _create_race, _storage_vmotion)
 
 
 def _start_actor(stage, actor, seed):
@@ -1138,6 +1175,9 @@ def _check_cluster(stage, assembly, volumes, disks, attachments):
     for held in attachments.disks:
         holders.setdefault(held.path, []).append("{} ({})".format(
             held.vm.name, held.vm.power_state))
+    # Held disks Storage vMotion moved exist where they are.
+    disks = [disk for disk in disks if disk.source is None] + \
+        attachments.moved_disks()
     existing = set(disk.path for disk in disks)
     for path, names in sorted(holders.items(), key=lambda item: text_type(
             item[0])):
@@ -1200,7 +1240,12 @@ def _clear(report, assembly):
                 operations.detach_disk(held.vm, held.path)
             except DiskGone:
                 pass
+            if held.moved is not None:
+                operations.delete_disk(held.path)
         for disk in operations.search_disks(assembly.layout):
+            if disk.source is not None:  # a move home cut short
+                operations.delete_disk(disk.source)
+                operations.clear_transit(disk.marker)
             operations.delete_disk(disk.path)
     except Exception as error:  # the simulator is left changed: said
         report.problem("clean-up failed: {}: {}".format(_error_name(error),
@@ -1225,7 +1270,7 @@ def main(argv=None):
     defaults = SoakSettings()
     for name in ("kill_sessions_every", "drop_connections_every",
                  "power_cycle_every", "power_off_for", "destroy_attach_every",
-                 "create_race_every"):
+                 "create_race_every", "storage_vmotion_every"):
         parser.add_argument("--" + name.replace("_", "-"), type=float,
                             default=getattr(defaults, name), metavar="SECONDS")
     options = parser.parse_args(argv)
@@ -1236,9 +1281,10 @@ def main(argv=None):
         **dict((name, getattr(options, name)) for name in (
             "kill_sessions_every", "drop_connections_every",
             "power_cycle_every", "power_off_for", "destroy_attach_every",
-            "create_race_every")))
+            "create_race_every", "storage_vmotion_every")))
     warnings.simplefilter("ignore", InsecureConnectionWarning)
-    with Simulator(vms=options.nodes, clusters=0) as simulator:
+    # A second datastore, for the Storage vMotion actor.
+    with Simulator(vms=options.nodes, clusters=0, datastores=2) as simulator:
         report = run_soak(simulator, simulator.vms[:options.nodes], settings,
                           seed=options.seed)
     for line in report.lines():

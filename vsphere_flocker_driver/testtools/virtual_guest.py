@@ -245,6 +245,8 @@ class VirtualGuest(object):
         self._devices = {}    # key (disk uuid, or file name) -> _Device
         self._loops = {}      # /dev/loopN -> real path of its file, ours to free
         self._system_disks = []
+        # Keys of the system disks: the VM's own, found at boot.
+        self._boot_disks = None
 
     # -- public ---------------------------------------------------------
 
@@ -638,8 +640,13 @@ class VirtualGuest(object):
     def _sync(self):
         """Make the devices match the disks attached in the simulator."""
         attached = self._attached_disks()
-        self._system_disks = [d for d in attached if d[3]]
-        data = [d for d in attached if not d[3]]
+        if self._boot_disks is None:
+            self._boot_disks = frozenset(d[0] for d in attached if d[3])
+        # The disks in the VM's folder at boot are its own; any other is
+        # data, wherever Storage vMotion moves its file (into the VM's
+        # folder too): the guest sees no change.
+        self._system_disks = [d for d in attached if d[0] in self._boot_disks]
+        data = [d for d in attached if d[0] not in self._boot_disks]
         wanted = set(d[0] for d in data)
         for device in list(self._devices.values()):
             if device.key not in wanted:

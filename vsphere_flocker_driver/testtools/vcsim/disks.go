@@ -165,7 +165,19 @@ ddb.longContentID = "00000000000000000000000000000000"
 %sddb.uuid = "%s"
 ddb.virtualHWVersion = "13"
 `, d.Sectors, d.Extent, d.AdapterType, cylinders, thin, d.UUID)
-	return os.WriteFile(file, []byte(text), 0644)
+	// Written aside and renamed over it, as one step: a search reading it
+	// meanwhile (browser.go reads without diskMu) sees the old descriptor
+	// or the new, never a truncated one -- on vSphere a disk whose UUID is
+	// being set never looks incomplete.
+	tmp := path.Join(path.Dir(file), "."+path.Base(file)+".writing")
+	if err := os.WriteFile(tmp, []byte(text), 0644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 var extentLine = regexp.MustCompile(`^RW (\d+) \w+ "([^"]+)"`)
@@ -357,9 +369,19 @@ func (m *DiskManager) QueryVirtualDiskUuid(_ *simulator.Context, req *types.Quer
 	return body
 }
 
-// SetVirtualDiskUuid stores a new ddb.uuid in the descriptor.
+// SetVirtualDiskUuid stores a new ddb.uuid in the descriptor, refusing a disk
+// a running VM holds (FileLocked), whose descriptor it has open.
 func (m *DiskManager) SetVirtualDiskUuid(_ *simulator.Context, req *types.SetVirtualDiskUuid) soap.HasFault {
+	diskMu.Lock()
+	defer diskMu.Unlock()
 	body := new(methods.SetVirtualDiskUuidBody)
+	if holder := lockHolder(req.Name, nil); holder != nil {
+		// A running VM has the descriptor open: vSphere cannot rewrite it.
+		body.Fault_ = simulator.Fault(fmt.Sprintf(
+			"Unable to access file %s since it is locked", req.Name),
+			&types.FileLocked{FileFault: types.FileFault{File: req.Name}})
+		return body
+	}
 	d, fault := loadDisk(req.Name)
 	if fault == nil {
 		if b, ok := parseDiskUUID(req.Uuid); ok {

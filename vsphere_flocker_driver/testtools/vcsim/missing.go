@@ -23,9 +23,11 @@ package main
 // InvalidState) is answered, for every requested path equal to one of those,
 // below one (config.hardware.numCPU below config.hardware) or above one
 // (config, or "all" properties), with a missingSet entry carrying that fault
-// and no propSet entry. Other properties and other VMs are unaffected, and config.extraConfig
-// is never withheld, so the key can always be read back. Set and clear the key
-// with ReconfigVM_Task (an empty value removes it, as on vSphere).
+// and no propSet entry. Other properties and other VMs are unaffected;
+// config.extraConfig is withheld only when a path names it (or config), as
+// the injection itself is read from the VM, not through the collector. Set
+// and clear the key with ReconfigVM_Task (an empty value removes it, as on
+// vSphere).
 //
 // The PropertyCollector is wrapped (Collector, embedded by value): 0.24 runs
 // a method on the object the registry holds for its reference, found by
@@ -113,10 +115,6 @@ func injectionFor(ref types.ManagedObjectReference) (missingInjection, bool) {
 
 // withholds tells whether the property path is withheld by the injection.
 func (injection missingInjection) withholds(path string) bool {
-	if path == "config.extraConfig" || strings.HasPrefix(path, "config.extraConfig.") ||
-		strings.HasPrefix(path, "config.extraConfig[") {
-		return false
-	}
 	for _, p := range injection.paths {
 		if path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(p, path+".") {
 			return true

@@ -38,6 +38,12 @@ package main
 // program's objects; a StoragePod's summary holds its members' totals.
 // Datastore.RefreshDatastore is still 0.24's and resets the free space to
 // the file system's until the next such operation.
+//
+// A datastore moved into a StoragePod at run time (MoveIntoFolder_Task on
+// the pod, as an administrator adds a member) becomes one member, as on
+// vSphere: 0.24's StoragePod.MoveIntoFolderTask lists the pod's earlier
+// members a second time (see podMoves); from then on its free space is
+// kept as the other members' (from the next operation that recomputes it).
 
 import (
 	"context"
@@ -107,6 +113,11 @@ var (
 	// spaceDatastores are the datastores whose space refreshSpace keeps.
 	spaceDatastores []types.ManagedObjectReference
 	spaceMu         sync.Mutex
+	// joined are datastores moved into a pod at run time, for refreshSpace
+	// to take on; their own lock, as podMoves runs holding the pod's lock,
+	// which refreshSpace takes while holding spaceMu.
+	joined   []types.ManagedObjectReference
+	joinedMu sync.Mutex
 )
 
 // computeParent returns the compute resource a host belongs to.
@@ -232,11 +243,23 @@ func usedBytes(dir string) int64 {
 // totals of the StoragePods, from one look at the file system so that
 // datastores differ only by what they hold.
 func refreshSpace() {
+	spaceMu.Lock()
+	defer spaceMu.Unlock()
+	joinedMu.Lock()
+	for _, ref := range joined {
+		known := false
+		for _, have := range spaceDatastores {
+			known = known || have == ref
+		}
+		if !known {
+			spaceDatastores = append(spaceDatastores, ref)
+		}
+	}
+	joined = nil
+	joinedMu.Unlock()
 	if len(spaceDatastores) == 0 {
 		return
 	}
-	spaceMu.Lock()
-	defer spaceMu.Unlock()
 	var capacity, free int64
 	for _, ref := range spaceDatastores {
 		ds, ok := simulator.Map.Get(ref).(*simulator.Datastore)
@@ -360,12 +383,58 @@ func (m *Views) CreateContainerView(ctx *simulator.Context, req *types.CreateCon
 	return res
 }
 
+// podMoves keeps a StoragePod's childEntity right when datastores move into
+// it at run time. 0.24's StoragePod.MoveIntoFolderTask moves them with a
+// copy of the pod's Folder, then appends that copy's whole childEntity (the
+// earlier members and the new ones) to the pod's, so that every earlier
+// member is listed twice. The pod itself cannot be wrapped: 0.24 (its
+// StorageResourceManager, this program's describe and RecommendDatastores)
+// type-asserts *simulator.StoragePod. But each moved datastore is put into
+// the registry during the move, before that append, with the pod as its
+// parent: the registry's handlers see it, and one that empties the pod's
+// own list then leaves the append exactly the members after the move. The
+// request holds the pod's lock meanwhile (the handler takes none of its
+// own but joinedMu).
+type podMoves struct {
+	Self types.ManagedObjectReference
+}
+
+func (h *podMoves) Reference() types.ManagedObjectReference { return h.Self }
+
+// PutObject empties the pod's list when a datastore that is not yet listed
+// there names the pod as its parent: a move into it under way.
+func (h *podMoves) PutObject(o mo.Reference) {
+	ds, ok := o.(*simulator.Datastore)
+	if !ok || ds.Parent == nil || ds.Parent.Type != "StoragePod" {
+		return
+	}
+	pod, ok := simulator.Map.Get(*ds.Parent).(*simulator.StoragePod)
+	if !ok {
+		return
+	}
+	for _, ref := range pod.ChildEntity {
+		if ref == ds.Self {
+			return // already a member: no move of it
+		}
+	}
+	pod.ChildEntity = nil
+	joinedMu.Lock()
+	joined = append(joined, ds.Self)
+	joinedMu.Unlock()
+}
+
+func (h *podMoves) UpdateObject(mo.Reference, []types.PropertyChange) {}
+
+func (h *podMoves) RemoveObject(types.ManagedObjectReference) {}
+
 // StorageManager wraps the StorageResourceManager (by value, see VM).
 type StorageManager struct {
 	simulator.StorageResourceManager
 }
 
 func wrapStorageManager() {
+	simulator.Map.AddHandler(&podMoves{Self: types.ManagedObjectReference{
+		Type: "PodMoves", Value: "podmoves-0"}})
 	si := simulator.Map.Get(vim25.ServiceInstance).(*simulator.ServiceInstance)
 	if si.Content.StorageResourceManager == nil {
 		return

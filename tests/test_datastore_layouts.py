@@ -1,7 +1,9 @@
 """
-The driver on datastores whose top-level folders are namespace objects
-(vSAN and VVol), where VMs name attached disks through the folder's UUID:
-Flocker's conformance rules, and the original driver's own example
+The driver on every datastore layout it supports beyond a plain datastore:
+vSAN and VVol (top-level folders are namespace objects, and VMs name
+attached disks through the folder's UUID) and datastore clusters with
+Storage DRS on and off.  On each: Flocker's conformance rules and the data
+moving between two nodes; and the original driver's own example
 configuration, which names a vSAN datastore.
 """
 
@@ -23,34 +25,42 @@ from vsphere_flocker_driver.testtools.simulator import Simulator
 from .conftest import set_disk_enable_uuid
 # The suite's fixtures that do not depend on where it runs.
 from .test_conformance import minimum_size, unknown_blockdevice_id  # noqa: F401
+# The two-node data move, run here on each layout.
+from .test_end_to_end import test_data_moves_between_nodes  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GiB = 1024 ** 3
 
-#: The datastore each kind of simulator adds.
-DATASTORES = {"vsan": "vsanDatastore", "vvol": "vvolDatastore"}
+#: Each layout: the simulator's arguments, and the datastore_name the
+#: driver is given.  vSAN and VVol refuse top-level folders made any other
+#: way than as namespaces, as vSphere does.
+LAYOUTS = {
+    "vsan": (dict(vsan=True, namespace_mkdir="refuse"), "vsanDatastore"),
+    "vvol": (dict(vvol=True, namespace_mkdir="refuse"), "vvolDatastore"),
+    "pod-sdrs": (dict(pods={"pod0": {"datastores": 2, "sdrs": True}}),
+                 "pod0"),
+    "pod-nosdrs": (dict(pods={"pod0": {"datastores": 2, "sdrs": False}}),
+                   "pod0"),
+}
 
 
-@pytest.fixture(scope="module", params=sorted(DATASTORES))
+@pytest.fixture(scope="module", params=sorted(LAYOUTS))
 def simulator(request):
-    """
-    A simulator with a vSAN (or VVol) datastore that, as vSphere does,
-    refuses top-level folders made any other way than as namespaces.
-    """
+    """A simulator with the layout's datastore (or datastore cluster)."""
     kind = request.param
-    with Simulator(vms=2, clusters=0, namespace_mkdir="refuse",
-                   **{kind: True}) as sim:
+    arguments, datastore_name = LAYOUTS[kind]
+    with Simulator(vms=2, clusters=0, **arguments) as sim:
         content = sim.connect().RetrieveContent()
         for vm in sim.vms:
             set_disk_enable_uuid(content, vm.name, True)
         sim.kind = kind
+        sim.datastore_name = datastore_name
         yield sim
 
 
 @pytest.fixture
 def dataset_config(simulator):
-    config = simulator.dataset_config(
-        datastore_name=DATASTORES[simulator.kind])
+    config = simulator.dataset_config(datastore_name=simulator.datastore_name)
     config.pop("backend")
     return config
 
@@ -74,13 +84,15 @@ def another_node_id(simulator):
     return simulator.vms[1].instance_uuid
 
 
-class TestNamespaceDatastoreConformance(IBlockDeviceAPIConformance):
-    """Every rule of Flocker's contract, on vSAN and on VVol."""
+class TestDatastoreLayoutConformance(IBlockDeviceAPIConformance):
+    """Every rule of Flocker's contract, on each layout."""
 
 
 def test_attached_disks_are_named_by_uuid_yet_known(api, simulator, vcenter):
     """The VM names the disk through the namespace UUID; the driver knows it."""
     from .conftest import vm_devices
+    if simulator.kind not in ("vsan", "vvol"):
+        pytest.skip("only namespace datastores name disks by UUID")
     volume = api.create_volume(uuid.uuid4(), GiB)
     api.attach_volume(volume.blockdevice_id, simulator.vms[1].instance_uuid)
     names = [device.backing.fileName
