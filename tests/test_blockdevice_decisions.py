@@ -113,7 +113,7 @@ def test_listing_asks_once_for_files_and_once_for_holders(world):
     Storage vMotion moved out of them.
     """
     assert world.api.list_volumes() == []
-    assert world.operations.calls == ["search_disks", "attachments"]
+    assert world.operations.calls == ["attachments", "search_disks"]
 
 
 def test_other_clusters_volumes_are_not_listed(world):

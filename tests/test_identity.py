@@ -22,7 +22,7 @@ from vsphere_flocker_driver.identity import (
     committed_disk_uuid, is_cluster_disk, record_key, recorded_volume,
     volume_record,
 )
-from vsphere_flocker_driver.interface import EXTRA_CONFIG
+from vsphere_flocker_driver.interface import DEVICES, EXTRA_CONFIG
 from vsphere_flocker_driver.layout import ClusterLayout, DatastorePath
 from vsphere_flocker_driver.testtools.fakes import fake_api
 
@@ -393,3 +393,95 @@ def test_a_disk_renamed_during_its_detach_is_detached_and_brought_home(scene):
     assert scene.api.list_volumes() == [volume]
     assert scene.operations.exists(scene.home(volume))
     assert scene.operations.transit_markers() == set()
+
+
+# -- the review's races: markers left behind, answers read a moment apart ------
+
+def stopped_mover(scene, volume, vm):
+    """
+    What an agent that stopped mid-detach leaves: the volume's disk moved by
+    Storage vMotion, its transit marker, the disk detached, not yet home.
+    """
+    path = scene.moved_path(vm)
+    marker = scene.layout.transit_marker(scene.home(volume), path, volume.size)
+    scene.operations.mark_transit(marker)
+    scene.operations.detach_disk(vm, path)
+    return path, marker
+
+
+def test_a_stale_marker_never_moves_another_volumes_disk(scene):
+    """
+    A marker left for volume X names a VM-folder path that now holds volume
+    Y's disk: Y goes to its own home, X's marker is cleared, nothing else
+    moves or is deleted.
+    """
+    volume_y = scene.attached_volume()
+    scene.operations.relocate(scene.node, "LocalDS_0")
+    path, _ = stopped_mover(scene, volume_y, scene.node)
+    stale_x = scene.layout.transit_marker(
+        scene.home(volume_y).parent().child("{}.vmdk".format(uuid.uuid4())),
+        path, GiB)
+    scene.operations.mark_transit(stale_x)
+    assert scene.api.list_volumes() == [volume_y]
+    assert scene.operations.exists(scene.home(volume_y))
+    assert scene.operations.transit_markers() == set()
+
+
+def test_no_move_while_a_vm_that_may_hold_the_disk_is_unknown(scene):
+    volume = scene.attached_volume(scene.other)
+    scene.operations.relocate(scene.other, "LocalDS_0")
+    path = scene.moved_path(scene.other)
+    scene.operations.mark_transit(scene.layout.transit_marker(
+        scene.home(volume), path, volume.size))
+    scene.operations.set_power_state(scene.other, "poweredOff")
+    scene.operations.hide(scene.other, [DEVICES])
+    with pytest.raises(VirtualMachinesUnknown):
+        scene.api.attach_volume(volume.blockdevice_id, scene.node.instance_uuid)
+    assert scene.operations.exists(path)
+    assert [device.path for device in scene.operations.devices(scene.other)] \
+        == [path]
+
+
+def test_a_volume_brought_home_between_two_reads_is_never_deleted(scene):
+    """
+    Node B reads the VMs (the disk held, moved), then node A detaches and
+    brings it home, then B searches (the disk at home): B sees one volume
+    on two paths, and deletes neither.
+    """
+    volume = scene.attached_volume()
+    scene.operations.relocate(scene.node, "LocalDS_0")
+    other = VsphereBlockDeviceAPI(scene.config, scene.operations, scene.guest)
+    scene.operations.before("search_disks", lambda: scene.api.detach_volume(
+        volume.blockdevice_id))
+    other.list_volumes()
+    assert scene.operations.exists(scene.home(volume))
+    assert scene.api.list_volumes() == [volume]
+
+
+def test_a_volume_whose_way_home_is_blocked_is_listed_where_it_is(scene):
+    from vsphere_flocker_driver.errors import VSphereRefused
+    volume = scene.attached_volume()
+    scene.operations.relocate(scene.node, "LocalDS_0")
+    path, _ = stopped_mover(scene, volume, scene.node)
+
+    def refuse():
+        raise VSphereRefused("move a disk", "InsufficientDisk", "no space")
+    scene.operations.before("move_disk", refuse)
+    assert scene.api.list_volumes() == [volume]
+    assert scene.api.disk_of(volume.blockdevice_id).path == scene.home(volume)
+    assert scene.operations.transit_markers() == set()
+
+
+def test_a_volume_whose_way_home_is_blocked_stays_marked(scene):
+    from vsphere_flocker_driver.errors import VSphereRefused
+    volume = scene.attached_volume()
+    scene.operations.relocate(scene.node, "LocalDS_0")
+    path, marker = stopped_mover(scene, volume, scene.node)
+
+    def refuse():
+        raise VSphereRefused("move a disk", "InsufficientDisk", "no space")
+    scene.operations.before("move_disk", refuse)
+    other = VsphereBlockDeviceAPI(scene.config, scene.operations, scene.guest)
+    assert other.list_volumes() == [volume]
+    assert scene.operations.exists(path)
+    assert scene.operations.transit_markers() == set([marker])

@@ -21,7 +21,7 @@ from ._logging import (
 )
 from .errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume,
-    DiskMoved,
+    DiskMoved, DriverError,
     DuplicateDisks, VirtualMachinesUnknown,
     DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled,
     NodeIdentityUnknown, NodeNotFound,
@@ -143,8 +143,10 @@ class VsphereBlockDeviceAPI(object):
         dataset_id = parse_dataset_id(blockdevice_id)
         if dataset_id is None:
             raise UnknownVolume(_as_text(blockdevice_id))
-        found = self._operations.search_disks(self._layout, dataset_id)
+        # Who holds what first, then the files: a disk detached in between
+        # is then on its way home, and its transit marker already there.
         attachments = self._attachments()
+        found = self._operations.search_disks(self._layout, dataset_id)
         disks = _with_moved(self._settle(found, attachments),
                             attachments.moved_disks(dataset_id))
         if not disks:
@@ -193,8 +195,14 @@ class VsphereBlockDeviceAPI(object):
                     lost = set(self._lost)
                 kept = [disk for disk in disks if disk.path not in lost] or disks
         for disk in disks:
-            if disk not in kept:
-                self._delete_duplicate(disk)
+            if disk in kept:
+                continue
+            if held and self._committed(disk):
+                # The held disk's own creation succeeded too: it is the
+                # same disk, read a moment apart (Storage vMotion moved
+                # it home in between), or a copy -- never deleted.
+                continue
+            self._delete_duplicate(disk)
         if held or len(kept) == 1:
             return kept[0]
         raise DuplicateDisks(_as_text(blockdevice_id), tuple(sorted(
@@ -332,8 +340,8 @@ class VsphereBlockDeviceAPI(object):
             # One dataset, one disk: a disk of it under another profile, on
             # another datastore, or held where Storage vMotion moved it
             # counts too.
-            existing = self._operations.search_disks(self._layout, dataset_id)
             attachments = self._attachments()
+            existing = self._operations.search_disks(self._layout, dataset_id)
             existing = _with_moved(self._settle(existing, attachments),
                                    attachments.moved_disks(dataset_id))
             if existing:
@@ -607,38 +615,58 @@ class VsphereBlockDeviceAPI(object):
     def _finish_move(self, moving):
         """
         Move a detached volume's disk home (``moving``: its transit) and
-        clear the marker.  Another node may be at it too: a source gone
-        with the disk at home is done.  A half-created file at home is
-        cleared first; a complete one would be a second disk of the
-        dataset, which ``_keep_one`` resolved before the detach.
+        clear the marker.  Another node may be at it too, or the marker be
+        stale: only a disk at the source that carries the dataset's
+        committed UUID is ever moved (a VM-folder name is reused by later
+        disks), and a source gone means done when the disk is at home.  A
+        half-created file at home is cleared first.
 
-        :returns: the ``DiskFile`` at home, or ``None`` when the disk is
-            neither where it was nor at home (deleted by hand): the marker
-            stays, for an operator.
+        :returns: the ``DiskFile`` at home; the one at the source when it
+            cannot go home now (the marker stays, for a later look); or
+            ``None`` when the marker is stale (the source is not the
+            volume's disk, and none is at home).
+        :raises DuplicateDisks: a complete disk is at home as well.
         """
         home = moving.set(source=None, marker=None)
+        wanted = committed_disk_uuid(self._config.cluster_id,
+                                     moving.dataset_id)
         try:
+            if self._operations.disk_uuid(moving.source) != wanted:
+                raise DiskGone(text_type(moving.source))
             self._move_home(moving)
         except DiskGone:
-            if not self._at_home(home):
-                log_message(RACE_LOST,
-                            blockdevice_id=blockdevice_id_for(home.dataset_id),
-                            reason="{} moving home is gone".format(
-                                moving.source))
-                return None
+            # Moved by another node meanwhile, or the marker is stale.
+            if self._at_home(home):
+                self._operations.clear_transit(moving.marker)
+                return home
+            log_message(RACE_LOST,
+                        blockdevice_id=blockdevice_id_for(home.dataset_id),
+                        reason="a stale transit marker names {}, which is "
+                        "not the volume's disk; cleared".format(
+                            moving.source))
+            self._operations.clear_transit(moving.marker)
+            return None
         except DiskLocked:
-            # Another node's move of it is under way.
-            return home
+            # Another node's move of it is under way: it is at the source
+            # until that ends.
+            return home.set(path=moving.source)
         self._operations.clear_transit(moving.marker)
         return home
 
     def _move_home(self, moving):
+        """
+        :raises DiskGone: the source is gone.
+        :raises DuplicateDisks: a complete disk is at home as well.
+        """
         try:
             self._operations.move_disk(moving.source, moving.path,
                                        moving.dataset_id)
         except DatasetAlreadyHasVolume:
             if self._at_home(moving):
-                raise DiskGone(text_type(moving.source))  # done already
+                raise DuplicateDisks(
+                    blockdevice_id_for(moving.dataset_id),
+                    tuple(sorted([text_type(moving.source),
+                                  text_type(moving.path)])))
             self._operations.remove_disk_files(moving.path)
             log_message(INCOMPLETE_DISK_REMOVED,
                         disk_path=text_type(moving.path))
@@ -659,11 +687,17 @@ class VsphereBlockDeviceAPI(object):
         """
         ``disks`` as a search reported them, with each volume in transit
         (``DiskFile`` with ``source``) settled: while its disk is still
-        held (the detach to come), the holder shows it; once at home, the
-        marker is cleared; else the move is finished here (its mover may
-        have stopped).  Never a volume left out because it was moving.
+        held (the detach to come), the holder shows it; once the dataset has
+        a complete disk in the folders, the marker is cleared; else the
+        move is finished here (its mover may have stopped).  Never a volume
+        left out because it was moving: one whose move fails now is the
+        disk where it is.  Read ``attachments`` before the search.
+
+        :raises VirtualMachinesUnknown: a move is to be finished, but
+            vCenter did not report every VM's disks (one may hold it).
         """
-        homes = set(disk.path for disk in disks if disk.source is None)
+        complete = set(disk.dataset_id for disk in disks
+                       if disk.source is None)
         settled = []
         for disk in disks:
             if disk.source is None:
@@ -671,10 +705,19 @@ class VsphereBlockDeviceAPI(object):
             elif attachments.holders(disk.source) or \
                     attachments.moved_disks(disk.dataset_id):
                 continue  # held: not detached yet, or the marker is stale
-            elif disk.path in homes:
+            elif disk.dataset_id in complete:
                 self._operations.clear_transit(disk.marker)
             else:
-                home = self._finish_move(disk)
+                attachments.require_known()
+                complete.add(disk.dataset_id)
+                try:
+                    home = self._finish_move(disk)
+                except DriverError as error:
+                    log_message(RACE_LOST, blockdevice_id=blockdevice_id_for(
+                        disk.dataset_id), reason="its way home is blocked: "
+                        "{}".format(error))
+                    home = disk.set(path=disk.source, source=None,
+                                    marker=None)
                 if home is not None:
                     settled.append(home)
         return settled
@@ -713,11 +756,12 @@ class VsphereBlockDeviceAPI(object):
             disks: a volume could be left out, or listed as unattached.
         """
         with LIST_VOLUMES() as action:
-            found = self._operations.search_disks(self._layout)
+            # Who holds what first, then the files (see ``_find``).
             attachments = self._attachments()
             # Never "unattached", nor "gone", on an answer vCenter did not
             # give.
             attachments.require_known()
+            found = self._operations.search_disks(self._layout)
             holders = dict((held.path, held.vm.instance_uuid)
                            for held in attachments.disks)
             disks = self._one_per_dataset(

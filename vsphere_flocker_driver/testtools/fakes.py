@@ -103,10 +103,13 @@ class FakeDevice(PClass):
     :ivar DatastorePath path:
     :ivar text disk_uuid: The disk's UUID when it was attached.
     :ivar storage_policy: The policy it was attached under, if any.
+    :ivar capacity_kb: Its capacity, as the device reports it (also once
+        its file is gone).
     """
     path = field(mandatory=True)
     disk_uuid = field(type=text_type, mandatory=True)
     storage_policy = field(type=(text_type, type(None)), initial=None)
+    capacity_kb = field(initial=None)
 
 
 class _VM(object):
@@ -527,7 +530,8 @@ class FakeVsphereOperations(object):
                             path=device.path, vm=record, disk_uuid=disk_uuid))
                     elif is_cluster_disk(layout.cluster_id, disk_uuid):
                         if EXTRA_CONFIG in vm.hidden:
-                            unknown.append(record)
+                            if record not in unknown:
+                                unknown.append(record)
                             continue
                         volume = recorded_volume(layout.cluster_id, disk_uuid,
                                                  vm.options)
@@ -538,8 +542,7 @@ class FakeVsphereOperations(object):
                             moved=DiskFile(
                                 path=device.path, dataset_id=volume[0],
                                 profile=volume[1],
-                                size=self._files[device.path].capacity_kb
-                                * 1024)))
+                                size=device.capacity_kb * 1024)))
             return Attachments(vms=tuple(vm.record() for vm in self._vms),
                                disks=tuple(disks), unknown=tuple(unknown))
 
@@ -580,7 +583,7 @@ class FakeVsphereOperations(object):
                 raise DiskLocked(text_type(path))
             target.devices.append(FakeDevice(
                 path=path, disk_uuid=self._files[path].uuid,
-                storage_policy=storage_policy))
+                storage_policy=storage_policy, capacity_kb=capacity_kb))
             if volume is not None:
                 key, value = volume_record(self.config.cluster_id,
                                            volume.dataset_id, volume.profile)
