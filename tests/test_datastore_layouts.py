@@ -3,20 +3,17 @@ The driver on every datastore layout it supports beyond a plain datastore:
 vSAN and VVol (top-level folders are namespace objects, and VMs name
 attached disks through the folder's UUID) and datastore clusters with
 Storage DRS on and off.  On each: Flocker's conformance rules and the data
-moving between two nodes; and the original driver's own example
-configuration, which names a vSAN datastore.
+moving between two nodes.  (The original driver's own example
+configuration, which names a vSAN datastore: ``test_original_example.py``.)
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-import io
-import os
 import uuid
 
 import pytest
-import yaml
 
-from vsphere_flocker_driver import FLOCKER_BACKEND, vsphere_from_configuration
+from vsphere_flocker_driver import vsphere_from_configuration
 from vsphere_flocker_driver.testtools.conformance import (
     IBlockDeviceAPIConformance, detach_destroy_volumes,
 )
@@ -28,7 +25,6 @@ from .test_conformance import minimum_size, unknown_blockdevice_id  # noqa: F401
 # The two-node data move, run here on each layout.
 from .test_end_to_end import test_data_moves_between_nodes  # noqa: F401
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 GiB = 1024 ** 3
 
 #: Each layout: the simulator's arguments, and the datastore_name the
@@ -105,21 +101,3 @@ def test_attached_disks_are_named_by_uuid_yet_known(api, simulator, vcenter):
         simulator.vms[1].instance_uuid]
     api.detach_volume(volume.blockdevice_id)
     assert [v.attached_to for v in api.list_volumes()] == [None]
-
-
-def test_the_original_drivers_example_works_as_written(simulator, logger):
-    """Its agent.yml names vsanDatastore; only the address is changed."""
-    if simulator.kind != "vsan":
-        pytest.skip("the original's example names a vSAN datastore")
-    with io.open(os.path.join(HERE, "data", "original-agent.yml")) as f:
-        dataset = dict(yaml.safe_load(f)["dataset"])
-    assert dataset.pop("backend") == "vsphere_flocker_plugin"
-    assert dataset["datastore_name"] == "vsanDatastore"
-    for key in ("vc_ip", "username", "password", "datacenter_name"):
-        dataset[key] = simulator.dataset_config()[key]
-    dataset["vc_port"] = simulator.port
-    api = FLOCKER_BACKEND.api_factory(cluster_id=uuid.uuid4(), **dataset)
-    volume = api.create_volume(uuid.uuid4(), GiB)
-    assert api.list_volumes() == [volume]
-    api.destroy_volume(volume.blockdevice_id)
-    assert api.list_volumes() == []

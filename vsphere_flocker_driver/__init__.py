@@ -24,7 +24,7 @@ def vsphere_from_configuration(cluster_id, guest_root="/", **dataset):
     """
     Build the backend from agent.yml's ``dataset`` section, and check it
     against vCenter (the datacenter and storage policies exist; every
-    datastore exists, is accessible and is not vSAN or VVol), so that a
+    datastore, or datastore cluster, exists and is accessible), so that a
     wrong configuration stops the agent at start-up with one clear message.
 
     :param UUID cluster_id: The Flocker cluster.
