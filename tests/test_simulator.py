@@ -1497,3 +1497,33 @@ def test_task_delay_option():
     for wrong in (-1, float("nan"), True):
         with pytest.raises(ValueError):
             Simulator(task_delay=wrong)
+
+
+def test_an_answer_tells_each_object_once_with_its_latest_values(si, sim):
+    """
+    As vCenter coalesces the changes since a version: a VM changed twice
+    between two waits is one update, with its values as they are now.
+    """
+    collector = vmodl.query.PropertyCollector
+    vm = vm_named(si, sim.vms[0].name)
+    own = si.content.propertyCollector.CreatePropertyCollector()
+    key = "vcsim.test.coalesce"
+    try:
+        own.CreateFilter(collector.FilterSpec(
+            objectSet=[collector.ObjectSpec(obj=vm)],
+            propSet=[collector.PropertySpec(
+                type=vim.VirtualMachine, pathSet=["config.changeVersion"])]),
+            partialUpdates=False)
+        options = collector.WaitOptions(maxWaitSeconds=5)
+        version = own.WaitForUpdatesEx("", options).version
+        wait(set_extra(vm, key, "1"))
+        wait(set_extra(vm, key, "2"))
+        update = own.WaitForUpdatesEx(version, options)
+        told = [object_update for filter_update in update.filterSet
+                for object_update in filter_update.objectSet]
+        assert len(told) == 1
+        assert [(change.name, change.val) for change in told[0].changeSet] \
+            == [("config.changeVersion", vm.config.changeVersion)]
+    finally:
+        own.DestroyPropertyCollector()
+        wait(set_extra(vm, key, ""))

@@ -315,9 +315,67 @@ func (c *Collector) RetrieveProperties(ctx *simulator.Context, req *types.Retrie
 func (c *Collector) WaitForUpdatesEx(ctx *simulator.Context, req *types.WaitForUpdatesEx) soap.HasFault {
 	res := c.PropertyCollector.WaitForUpdatesEx(ctx, req)
 	if body, ok := res.(*methods.WaitForUpdatesExBody); ok && body.Res != nil {
+		coalesceUpdates(body.Res.Returnval)
 		withholdUpdates(body.Res.Returnval)
 	}
 	return res
+}
+
+// coalesceUpdates makes one ObjectUpdate per object and filter, as vCenter
+// answers a WaitForUpdatesEx: the changes since the version asked for, each
+// property once with its latest value. 0.24 queues every change and can
+// send one object several times in one answer (a task entering a filter
+// with its result, then the change that set that result), each time with
+// its full values.
+func coalesceUpdates(set *types.UpdateSet) {
+	if set == nil {
+		return
+	}
+	for i := range set.FilterSet {
+		var merged []types.ObjectUpdate
+		index := make(map[types.ManagedObjectReference]int)
+		for _, u := range set.FilterSet[i].ObjectSet {
+			at, seen := index[u.Obj]
+			if !seen {
+				index[u.Obj] = len(merged)
+				merged = append(merged, u)
+				continue
+			}
+			m := &merged[at]
+			if u.Kind == types.ObjectUpdateKindLeave {
+				if m.Kind == types.ObjectUpdateKindEnter {
+					// Entered and left since that version: nothing to tell.
+					m.Kind, m.ChangeSet, m.MissingSet = "", nil, nil
+				} else {
+					m.Kind, m.ChangeSet, m.MissingSet = u.Kind, nil, nil
+				}
+				continue
+			}
+			if m.Kind == "" || m.Kind == types.ObjectUpdateKindLeave {
+				m.Kind = u.Kind
+			}
+			for _, c := range u.ChangeSet {
+				replaced := false
+				for k := range m.ChangeSet {
+					if m.ChangeSet[k].Name == c.Name {
+						m.ChangeSet[k] = c
+						replaced = true
+					}
+				}
+				if !replaced {
+					m.ChangeSet = append(m.ChangeSet, c)
+				}
+			}
+			m.MissingSet = append(m.MissingSet, u.MissingSet...)
+		}
+		var kept []types.ObjectUpdate
+		for _, u := range merged {
+			if u.Kind != "" {
+				kept = append(kept, u)
+			}
+		}
+		set.FilterSet[i].ObjectSet = kept
+	}
 }
 
 // WaitForUpdates is WaitForUpdatesEx without options (pyVmomi's WaitForTask
