@@ -30,7 +30,7 @@ SETTINGS = SoakSettings(
 
 
 @pytest.fixture(scope="module")
-def two_datastores():
+def simulator():
     """A simulator of the soak's own: a second datastore to migrate to."""
     try:
         sim = Simulator(vms=2, clusters=0, datastores=2).start()
@@ -44,17 +44,7 @@ def two_datastores():
         sim.stop()
 
 
-@pytest.fixture
-def vcenter(two_datastores):
-    from pyVim.connect import Disconnect
-    instance = two_datastores.connect()
-    yield instance.RetrieveContent()
-    Disconnect(instance)
-
-
-def test_soak_under_chaos_keeps_every_guarantee(two_datastores, vcenter,
-                                                logger):
-    simulator = two_datastores
+def test_soak_under_chaos_keeps_every_guarantee(simulator, vcenter, logger):
     nodes = simulator.vms[:2]
     report = run_soak(simulator, nodes, SETTINGS, seed=7, clean_up=True)
     text = "\n".join(report.lines())

@@ -17,12 +17,11 @@ from ._compat import integer_types, string_types, text_type, to_text
 from ._logging import (
     ATTACH_VOLUME, COMPUTE_INSTANCE_ID, CREATE_VOLUME, DESTROY_VOLUME,
     DETACH_VOLUME, GET_DEVICE_PATH, INCOMPLETE_DISK_REMOVED, LIST_VOLUMES,
-    RACE_LOST, VOLUME_BROUGHT_HOME, log_message,
+    RACE_LOST, log_message,
 )
 from .errors import (
     AmbiguousInstance, AttachedVolumeNotDestroyed, DatasetAlreadyHasVolume,
-    DiskMoved, DriverError,
-    DuplicateDisks, VirtualMachinesUnknown,
+    DiskMoved, DuplicateDisks, VirtualMachinesUnknown,
     DeviceNotFound, DiskGone, DiskLocked, DiskUUIDNotEnabled,
     NodeIdentityUnknown, NodeNotFound,
     UnknownProfile, VirtualMachineNotFound,
@@ -41,6 +40,7 @@ from .layout import (
     ClusterLayout, DiskFile, blockdevice_id_for, dataset_id_of_file,
     parse_dataset_id,
 )
+from .way_home import WayHome
 
 #: Sizes are whole MiB; vSphere itself counts in KiB.
 ALLOCATION_UNIT = int(bitmath.MiB(1).bytes)
@@ -116,6 +116,7 @@ class VsphereBlockDeviceAPI(object):
         self._lost_lock = threading.Lock()
         # Disks known to carry their committed UUID (``_carry_identity``).
         self._identified = set()
+        self._way_home = WayHome(config, operations, self._layout)
 
     # -- finding things --------------------------------------------------------
 
@@ -147,7 +148,7 @@ class VsphereBlockDeviceAPI(object):
         # is then on its way home, and its transit marker already there.
         attachments = self._attachments()
         found = self._operations.search_disks(self._layout, dataset_id)
-        disks = _with_moved(self._settle(found, attachments),
+        disks = _with_moved(self._way_home.settle(found, attachments),
                             attachments.moved_disks(dataset_id))
         if not disks:
             attachments.require_known()
@@ -342,7 +343,7 @@ class VsphereBlockDeviceAPI(object):
             # counts too.
             attachments = self._attachments()
             existing = self._operations.search_disks(self._layout, dataset_id)
-            existing = _with_moved(self._settle(existing, attachments),
+            existing = _with_moved(self._way_home.settle(existing, attachments),
                                    attachments.moved_disks(dataset_id))
             if existing:
                 if len(existing) > 1:
@@ -573,7 +574,7 @@ class VsphereBlockDeviceAPI(object):
         holder = attachments.holder(disk.path)
         if holder is None:
             raise UnattachedVolume(_as_text(blockdevice_id))
-        moving = self._start_move(disk)
+        moving = self._way_home.start(disk)
         disk_uuid = self._disk_uuid(blockdevice_id, holder)
         if self._is_this_node(holder.vm):
             # The guest flushes and lets go of the device first, so the
@@ -584,143 +585,7 @@ class VsphereBlockDeviceAPI(object):
         except DiskGone:
             raise UnattachedVolume(_as_text(blockdevice_id))
         if moving is not None:
-            self._finish_move(moving)
-
-    def _start_move(self, disk):
-        """
-        Before a volume's disk that Storage vMotion moved is detached: where
-        it goes home (on its datastore if that is searched, else where its
-        profile places new disks), marked as on its way there, so that from
-        the detach on every search sees it (``_settle``) and any node can
-        finish the move if this one stops.
-
-        :returns: the ``DiskFile`` of the volume in transit (``source`` set),
-            or ``None`` for a disk at home already.
-        """
-        if self._layout.contains(disk.path):
-            return None
-        datastore = disk.path.datastore
-        if datastore not in self._operations.searched():
-            profile = (self._config.profiles.get(disk.profile)
-                       or self._config.profiles[self._config.default_profile])
-            datastore = self._operations.place(profile.datastore,
-                                               disk.size // 1024)
-        home = self._layout.disk_path(datastore, disk.profile, disk.dataset_id)
-        moving = disk.set(path=home, source=disk.path,
-                          marker=self._layout.transit_marker(
-                              home, disk.path, disk.size))
-        self._operations.mark_transit(moving.marker)
-        return moving
-
-    def _finish_move(self, moving):
-        """
-        Move a detached volume's disk home (``moving``: its transit) and
-        clear the marker.  Another node may be at it too, or the marker be
-        stale: only a disk at the source that carries the dataset's
-        committed UUID is ever moved (a VM-folder name is reused by later
-        disks), and a source gone means done when the disk is at home.  A
-        half-created file at home is cleared first.
-
-        :returns: the ``DiskFile`` at home; the one at the source when it
-            cannot go home now (the marker stays, for a later look); or
-            ``None`` when the marker is stale (the source is not the
-            volume's disk, and none is at home).
-        :raises DuplicateDisks: a complete disk is at home as well.
-        """
-        home = moving.set(source=None, marker=None)
-        wanted = committed_disk_uuid(self._config.cluster_id,
-                                     moving.dataset_id)
-        try:
-            if self._operations.disk_uuid(moving.source) != wanted:
-                raise DiskGone(text_type(moving.source))
-            self._move_home(moving)
-        except DiskGone:
-            # Moved by another node meanwhile, or the marker is stale.
-            if self._at_home(home):
-                self._operations.clear_transit(moving.marker)
-                return home
-            log_message(RACE_LOST,
-                        blockdevice_id=blockdevice_id_for(home.dataset_id),
-                        reason="a stale transit marker names {}, which is "
-                        "not the volume's disk; cleared".format(
-                            moving.source))
-            self._operations.clear_transit(moving.marker)
-            return None
-        except DiskLocked:
-            # Another node's move of it is under way: it is at the source
-            # until that ends.
-            return home.set(path=moving.source)
-        self._operations.clear_transit(moving.marker)
-        return home
-
-    def _move_home(self, moving):
-        """
-        :raises DiskGone: the source is gone.
-        :raises DuplicateDisks: a complete disk is at home as well.
-        """
-        try:
-            self._operations.move_disk(moving.source, moving.path,
-                                       moving.dataset_id)
-        except DatasetAlreadyHasVolume:
-            if self._at_home(moving):
-                raise DuplicateDisks(
-                    blockdevice_id_for(moving.dataset_id),
-                    tuple(sorted([text_type(moving.source),
-                                  text_type(moving.path)])))
-            self._operations.remove_disk_files(moving.path)
-            log_message(INCOMPLETE_DISK_REMOVED,
-                        disk_path=text_type(moving.path))
-            self._operations.move_disk(moving.source, moving.path,
-                                       moving.dataset_id)
-        log_message(VOLUME_BROUGHT_HOME,
-                    blockdevice_id=blockdevice_id_for(moving.dataset_id),
-                    disk_path=text_type(moving.source),
-                    home=text_type(moving.path))
-
-    def _at_home(self, disk):
-        """Whether ``disk``'s home path holds a complete disk now."""
-        return any(found.path == disk.path and found.source is None
-                   for found in self._operations.search_disks(
-                       self._layout, disk.dataset_id))
-
-    def _settle(self, disks, attachments):
-        """
-        ``disks`` as a search reported them, with each volume in transit
-        (``DiskFile`` with ``source``) settled: while its disk is still
-        held (the detach to come), the holder shows it; once the dataset has
-        a complete disk in the folders, the marker is cleared; else the
-        move is finished here (its mover may have stopped).  Never a volume
-        left out because it was moving: one whose move fails now is the
-        disk where it is.  Read ``attachments`` before the search.
-
-        :raises VirtualMachinesUnknown: a move is to be finished, but
-            vCenter did not report every VM's disks (one may hold it).
-        """
-        complete = set(disk.dataset_id for disk in disks
-                       if disk.source is None)
-        settled = []
-        for disk in disks:
-            if disk.source is None:
-                settled.append(disk)
-            elif attachments.holders(disk.source) or \
-                    attachments.moved_disks(disk.dataset_id):
-                continue  # held: not detached yet, or the marker is stale
-            elif disk.dataset_id in complete:
-                self._operations.clear_transit(disk.marker)
-            else:
-                attachments.require_known()
-                complete.add(disk.dataset_id)
-                try:
-                    home = self._finish_move(disk)
-                except DriverError as error:
-                    log_message(RACE_LOST, blockdevice_id=blockdevice_id_for(
-                        disk.dataset_id), reason="its way home is blocked: "
-                        "{}".format(error))
-                    home = disk.set(path=disk.source, source=None,
-                                    marker=None)
-                if home is not None:
-                    settled.append(home)
-        return settled
+            self._way_home.finish(moving)
 
     def _disk_uuid(self, blockdevice_id, attachment):
         """
@@ -765,7 +630,7 @@ class VsphereBlockDeviceAPI(object):
             holders = dict((held.path, held.vm.instance_uuid)
                            for held in attachments.disks)
             disks = self._one_per_dataset(
-                _with_moved(self._settle(found, attachments),
+                _with_moved(self._way_home.settle(found, attachments),
                             attachments.moved_disks()), attachments)
             volumes = [self._volume(disk, holders.get(disk.path))
                        for disk in disks]

@@ -98,7 +98,7 @@ def volume_rows(assembly):
     """
     operations, layout = assembly.operations, assembly.layout
     # A volume on its way home is shown once the backend's next look
-    # settles it (``VsphereBlockDeviceAPI._settle``).
+    # settles it (``WayHome.settle``).
     disks = [disk for disk in operations.search_disks(layout)
              if disk.source is None]
     attachments = operations.attachments(layout)

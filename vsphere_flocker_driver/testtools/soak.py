@@ -998,11 +998,16 @@ def _storage_vmotion(stage, generator):
         vm = generator.choice(stage.nodes)
         target = generator.choice([name for name in datastores
                                    if name != home[vm.name]])
-        with stage.power.lock:
-            if stage.power.off is not None:
-                continue
-            if _chaos(stage, "storage vmotions", _relocate, vm.name, target):
-                home[vm.name] = target
+        while True:
+            with stage.power.lock:
+                if stage.power.off is None:
+                    if _chaos(stage, "storage vmotions", _relocate, vm.name,
+                              target):
+                        home[vm.name] = target
+                    break
+            # Until the power actor has every VM on again.
+            if not stage.wait(0.1):
+                return
 
 
 def _stale_detach(stage, generator):
@@ -1150,7 +1155,8 @@ def _final_check(stage, assemblies):
             dataset_id))
     for dataset_id in sorted((listed & report.destroyed) - report.uncertain):
         report.problem("the volume of dataset {} was destroyed, yet is still "
-                       "listed".format(dataset_id))
+                       "listed; {}".format(dataset_id,
+                                           _account(report, dataset_id)))
 
 
 def _check_cluster(stage, assembly, volumes, disks, attachments):
