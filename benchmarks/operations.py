@@ -33,179 +33,42 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 import argparse
 import os
 import platform
-import resource
 import sys
-import threading
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pyVmomi import SoapAdapter, SoapStubAdapter  # noqa: E402
+from _measure import (  # noqa: E402
+    DEFAULT_TASK_DELAY, MiB, TASK_DELAY_HELP, Counter, agent_dataset, header,
+    make_volumes,
+)
 
 from vsphere_flocker_driver import vsphere_from_configuration  # noqa: E402
-from vsphere_flocker_driver._compat import http_client, monotonic  # noqa: E402
 from vsphere_flocker_driver.testtools.simulator import Simulator  # noqa: E402
-
-MiB = 1024 * 1024
-
-#: Threads that create and attach the volumes the operations find.
-SETUP_THREADS = 8
-
-
-class _CountingFile(object):
-    """An HTTP answer's file, counting each byte read from it."""
-
-    def __init__(self, fp, counter):
-        self._fp = fp
-        self._counter = counter
-
-    def __getattr__(self, name):
-        return getattr(self._fp, name)
-
-    def _counted(self, data):
-        self._counter.received(len(data))
-        return data
-
-    def read(self, *args):
-        return self._counted(self._fp.read(*args))
-
-    def read1(self, *args):
-        return self._counted(self._fp.read1(*args))
-
-    def readline(self, *args):
-        return self._counted(self._fp.readline(*args))
-
-    def readinto(self, buffer):
-        count = self._fp.readinto(buffer)
-        self._counter.received(count or 0)
-        return count
-
-
-class Counter(object):
-    """
-    Every SOAP request pyVmomi sends (its stub's ``InvokeMethod``), and the
-    bytes of every HTTP answer this process reads (``HTTPConnection``'s
-    answers read through a counting file, on Python 2.7 and 3 alike).
-    """
-
-    def __init__(self):
-        self.calls = []
-        self.bytes = 0
-        self._lock = threading.Lock()
-        counter = self
-        invoke = SoapStubAdapter.InvokeMethod
-
-        def counting(stub, mo, info, *args, **kwargs):
-            with counter._lock:
-                counter.calls.append(info.wsdlName)
-            return invoke(stub, mo, info, *args, **kwargs)
-        SoapStubAdapter.InvokeMethod = counting
-
-        class CountingResponse(http_client.HTTPResponse):
-            def __init__(self, *args, **kwargs):
-                http_client.HTTPResponse.__init__(self, *args, **kwargs)
-                self.fp = _CountingFile(self.fp, counter)
-        http_client.HTTPConnection.response_class = CountingResponse
-
-    def received(self, count):
-        with self._lock:
-            self.bytes += count
-
-    def measure(self, operation):
-        """
-        Run ``operation``.
-
-        :returns: (SOAP method names, bytes received, CPU seconds, wall
-            seconds).
-        """
-        calls, received = len(self.calls), self.bytes
-        cpu, started = _cpu_seconds(), monotonic()
-        operation()
-        wall = monotonic() - started
-        return (self.calls[calls:], self.bytes - received,
-                _cpu_seconds() - cpu, wall)
-
-
-def _pyvmomi_version():
-    """pyVmomi's release, as its requests' User-Agent says (9) or pip (7)."""
-    version = getattr(SoapAdapter, "version_info_str", None)
-    if version:
-        return version
-    try:
-        import pkg_resources
-        return pkg_resources.get_distribution("pyvmomi").version
-    except Exception:  # any failure only leaves the version unsaid
-        return "unknown"
-
-
-def _cpu_seconds():
-    """The process's CPU time, all threads, user and system."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _in_threads(function, items):
-    """``function(item)`` for each item, on ``SETUP_THREADS`` threads."""
-    items = list(enumerate(items))
-    results = [None] * len(items)
-    errors = []
-    lock = threading.Lock()
-
-    def work():
-        while True:
-            with lock:
-                if not items or errors:
-                    return
-                index, item = items.pop()
-            try:
-                results[index] = function(item)
-            except Exception as error:  # reported below, after the join
-                with lock:
-                    errors.append(error)
-    threads = [threading.Thread(target=work) for _ in range(SETUP_THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--volumes", type=int, default=100)
     parser.add_argument("--vms", type=int, default=20)
-    parser.add_argument("--task-delay", type=float, default=0.05,
-                        metavar="SECONDS",
-                        help="how long each task reports running before it "
-                        "ends (default 0.05; 0: at once, as vCenter never "
-                        "does)")
+    parser.add_argument("--task-delay", type=float,
+                        default=DEFAULT_TASK_DELAY, metavar="SECONDS",
+                        help=TASK_DELAY_HELP)
     parser.add_argument("--calls", action="store_true",
                         help="also print the SOAP methods each operation "
                         "called")
     options = parser.parse_args(argv)
     python = platform.python_version()
-    print("# Python {} ({}), pyVmomi {}, task delay {} s".format(
-        python, sys.executable, _pyvmomi_version(), options.task_delay))
+    print(header(options.task_delay))
     sys.stdout.flush()
     counter = Counter()
     with Simulator(vms=options.vms, hosts=1, clusters=0,
                    task_delay=options.task_delay) as simulator:
-        # vCenter's certificate verified, as an agent should.
-        dataset = simulator.dataset_config(
-            **({"ssl_verify_cert": True, "ssl_ca_file": simulator.ca_file}
-               if simulator.ca_file else {}))
-        dataset.pop("backend")
+        dataset = agent_dataset(simulator)
         cluster_id = uuid.uuid4()
         api = vsphere_from_configuration(cluster_id=cluster_id, **dataset)
         nodes = [vm.instance_uuid for vm in simulator.vms]
-        volumes = _in_threads(lambda _: api.create_volume(uuid.uuid4(), MiB),
-                              range(options.volumes))
-        _in_threads(
-            lambda pair: api.attach_volume(pair[1].blockdevice_id,
-                                           nodes[pair[0] % len(nodes)]),
-            list(enumerate(volumes[:options.volumes // 10])))
+        volumes = make_volumes(api, nodes, options.volumes)
         spare = volumes[-1]
 
         agent = []

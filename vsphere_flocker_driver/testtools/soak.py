@@ -864,12 +864,16 @@ def _destroy_versus_attach(stage, generator):
     """
     destroyer, attacher = stage.backend(), stage.backend()
     report = stage.report
+    # Only volumes this actor made, whose creation returned: Flocker never
+    # destroys a dataset another node is still creating, and a destroy in
+    # the middle of an agent's create would only show that create's retry.
+    own = set()
     while destroyer and attacher and stage.wait(
             stage.settings.destroy_attach_every):
         with stage.power.lock:
             off = stage.power.off
             volume = None if off is None else _free_volume(
-                destroyer.api, report, generator)
+                destroyer.api, report, generator, own)
             if volume is None:
                 continue
             error, disk = _attempt(report, "disk_of", destroyer.api.disk_of,
@@ -887,14 +891,20 @@ def _destroy_versus_attach(stage, generator):
                                         if attach_error else "done"))
 
 
-def _free_volume(api, report, generator):
-    """A volume of the cluster no VM holds, made if there is none."""
+def _free_volume(api, report, generator, own):
+    """
+    A volume of the cluster no VM holds, among ``own`` (the dataset ids of
+    those the caller made); one is made (and added) if there is none.
+    """
     error, volumes = _attempt(report, "list_volumes", api.list_volumes)
-    free = [v for v in volumes or () if v.attached_to is None]
+    free = [v for v in volumes or ()
+            if v.attached_to is None and v.dataset_id in own]
     if free:
         return generator.choice(free)
     if error is None:
-        _create(api, report, uuid.uuid4(), MiB)  # for the next round
+        dataset_id = uuid.uuid4()
+        if _create(api, report, dataset_id, MiB):  # for the next round
+            own.add(dataset_id)
     return None
 
 
