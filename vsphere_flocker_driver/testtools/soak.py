@@ -477,10 +477,14 @@ def _agent(api, settings, report, stop_at, generator):
     """
     A node's agent, in short: it lists the cluster's volumes, then creates
     one, attaches a free one to its own node, detaches one of its own or
-    destroys a free one, at random, until the deadline.  Several agents per
-    node race each other as well as the other nodes'.
+    destroys a free one it created, at random, until the deadline.  Several
+    agents per node race each other as well as the other nodes'.  (As in
+    Flocker, only the creator destroys a dataset: another agent would race
+    a creation that has not returned yet, whose retry then makes the
+    dataset again.  Destroys racing attaches have an actor of their own.)
     """
     node = settings["node"]["instance_uuid"]
+    created = set()
     while monotonic() < stop_at:
         error, volumes = _attempt(report, "list_volumes", api.list_volumes)
         if error is not None:
@@ -488,15 +492,20 @@ def _agent(api, settings, report, stop_at, generator):
             continue
         mine = [v for v in volumes if v.attached_to == node]
         free = [v for v in volumes if v.attached_to is None]
+        destroyable = [v for v in free if v.dataset_id in created]
         choices = ["create"] if len(volumes) < settings["max_volumes"] else []
-        choices += ["attach", "destroy"] if free else []
+        choices += ["attach"] if free else []
+        choices += ["destroy"] if destroyable else []
         choices += ["detach", "detach"] if mine else []
         if not choices:
             time.sleep(_PAUSE)
             continue
         name = generator.choice(choices)
         if name == "create":
-            _create(api, report, uuid.uuid4(), MiB * generator.randint(1, 4))
+            dataset_id = uuid.uuid4()
+            if _create(api, report, dataset_id,
+                       MiB * generator.randint(1, 4)):
+                created.add(dataset_id)
         elif name == "attach":
             volume = generator.choice(free)
             _attempt(report, "attach", api.attach_volume,
@@ -506,7 +515,7 @@ def _agent(api, settings, report, stop_at, generator):
             _attempt(report, "detach", api.detach_volume,
                      volume.blockdevice_id, subject=volume.dataset_id)
         else:
-            _destroy(api, report, generator.choice(free))
+            _destroy(api, report, generator.choice(destroyable))
 
 
 def _pair_member(api, settings, report, stop_at, generator):
