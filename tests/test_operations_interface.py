@@ -122,6 +122,9 @@ class FakeScene(_Scene):
     def leave_half_created(self, path):
         self.operations.add_file(path)
 
+    def remove_folder(self, folder):
+        """The fake keeps no folders: nothing to remove."""
+
     def set_disk_uuid_enabled(self, vm, enabled):
         self.operations.set_disk_uuid_enabled(vm, enabled)
 
@@ -156,6 +159,11 @@ class SimulatorScene(_Scene):
                          **dict(self._dataset_config, **dataset))
         self._others.append(other)
         return other.operations
+
+    def remove_folder(self, folder):
+        """Remove an (empty) folder behind the operations' back."""
+        os.rmdir(os.path.join(self._simulator.datastores[folder.datastore],
+                              *folder.path.split("/")))
 
     def leave_half_created(self, path):
         # A descriptor never written: what a creation cut short leaves.
@@ -671,3 +679,16 @@ def test_a_disk_held_under_another_name_is_left_attached(scene):
         scene.layout).holders(path)] == [holder.name]
     with pytest.raises(DiskGone):
         scene.operations.detach_disk(holder, elsewhere, uuid.uuid4().hex)
+
+
+def test_a_disk_moves_into_a_folder_removed_since_it_was_made(scene):
+    """The folder is made again: a move home never takes it for the disk gone."""
+    path, dataset_id = scene.new_disk("gold")
+    elsewhere = DatastorePath(datastore="LocalDS_0",
+                              path="elsewhere/{}.vmdk".format(dataset_id))
+    scene.operations.move_disk(path, elsewhere, dataset_id)
+    scene._created.append(elsewhere)
+    scene.remove_folder(path.parent())
+    scene.operations.move_disk(elsewhere, path, dataset_id)
+    assert [disk.path for disk in
+            scene.operations.search_disks(scene.layout)] == [path]

@@ -665,15 +665,19 @@ class VsphereOperations(object):
         :raises DatasetAlreadyHasVolume: a file is at ``destination`` (the
             dataset ``dataset_id``'s).
         """
-        self.ensure_folder(destination.parent())
-        datacenter = self._datacenter()
+        folder = destination.parent()
+        self.ensure_folder(folder)
         try:
-            self.vcenter.run_task(
-                self.vcenter.content().virtualDiskManager.MoveVirtualDisk_Task,
-                "move {} to {}".format(source, destination),
-                sourceName=text_type(source), sourceDatacenter=datacenter,
-                destName=text_type(destination), destDatacenter=datacenter,
-                force=False)
+            try:
+                self._move_disk(source, destination)
+            except vim.fault.FileNotFound:
+                # The destination's folder (or namespace) may have been
+                # removed since this process made it: made again, and one
+                # more try tells the source is the one missing.
+                self._folders_made.discard(text_type(folder))
+                self._namespaces.discard(folder.datastore)
+                self.ensure_folder(folder)
+                self._move_disk(source, destination)
         except vim.fault.FileAlreadyExists:
             raise DatasetAlreadyHasVolume(dataset_id)
         except vim.fault.FileNotFound:
@@ -682,6 +686,15 @@ class VsphereOperations(object):
             if _is_lock_fault(fault):
                 raise DiskLocked(text_type(source))
             raise
+
+    def _move_disk(self, source, destination):
+        datacenter = self._datacenter()
+        self.vcenter.run_task(
+            self.vcenter.content().virtualDiskManager.MoveVirtualDisk_Task,
+            "move {} to {}".format(source, destination),
+            sourceName=text_type(source), sourceDatacenter=datacenter,
+            destName=text_type(destination), destDatacenter=datacenter,
+            force=False)
 
     @_refused_as("power on a virtual machine")
     def power_on(self, vm):
