@@ -32,6 +32,8 @@ from vsphere_flocker_driver.testtools.simulator import (
 )
 from vsphere_flocker_driver.vcenter import VCenter
 
+from .test_simulator import wait
+
 GiB = 1024 ** 3
 GIB_IN_KB = 1024 * 1024
 SDRS_POD, MANUAL_POD, GROWING_POD = "POD_SDRS", "POD_MANUAL", "POD_GROWING"
@@ -367,12 +369,7 @@ def test_a_member_added_later_is_found_after_the_ttl(
     # An administrator moves a datastore into the cluster.
     pod = find_entity(content, vim.StoragePod, GROWING_POD)
     added = find_entity(content, vim.Datastore, "LocalDS_1")
-    task = pod.MoveIntoFolder_Task([added])
-    deadline = time.time() + 30
-    while task.info.state not in ("success", "error"):
-        assert time.time() < deadline
-        time.sleep(0.05)
-    assert task.info.state == "success", task.info.error
+    wait(pod.MoveIntoFolder_Task([added]))
     # The simulator lists each member once (0.24 listed earlier ones twice).
     assert sorted(d.name for d in pod.childEntity) == sorted(
         [first, "LocalDS_1"])
@@ -389,16 +386,6 @@ def test_a_member_added_later_is_found_after_the_ttl(
     assert sorted(placing.current_datastores()) == sorted([first, "LocalDS_1"])
     said = messages(logger, "datastore_cluster_members")
     assert sorted(said[-1]["datastores"]) == sorted([first, "LocalDS_1"])
-
-
-def wait(task, timeout=30):
-    deadline = time.time() + timeout
-    while task.info.state not in ("success", "error"):
-        assert time.time() < deadline, "task {} did not end".format(task)
-        time.sleep(0.05)
-    if task.info.state == "error":
-        raise task.info.error
-    return task.info.result
 
 
 class Filler(object):
