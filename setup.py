@@ -77,7 +77,7 @@ setup(
     py_modules=["vsphere_flocker_plugin"],
     # The simulator the test tools build from these sources.
     package_data={
-        "vsphere_flocker_driver.testtools": ["vcsim/*.go"],
+        "vsphere_flocker_driver.testtools": ["vcsim/*.go", "vcsim/govmomi/*.go"],
     },
     python_requires=">=2.7, !=3.0.*, !=3.1.*, !=3.2.*, !=3.3.*, !=3.4.*, "
                     "!=3.5.*, !=3.6.*, !=3.7.*, !=3.8.*",

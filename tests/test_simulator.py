@@ -1527,3 +1527,274 @@ def test_an_answer_tells_each_object_once_with_its_latest_values(si, sim):
     finally:
         own.DestroyPropertyCollector()
         wait(set_extra(vm, key, ""))
+
+
+# -- WaitForUpdatesEx as vCenter answers it (govmomi_patches.py) -------------
+
+class Polls(object):
+    """
+    WaitForUpdatesEx calls on one collector that calculate once and answer
+    at once, each naming the latest version the collector answered.
+    """
+
+    def __init__(self, collector):
+        self.collector = collector
+        self.version = ""
+
+    def __call__(self):
+        update = self.collector.WaitForUpdatesEx(
+            self.version,
+            vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0))
+        if update is not None:
+            self.version = update.version
+        return update
+
+
+def told(update):
+    """
+    :returns: [(object id, kind, {property: value})] of an answer that has
+        exactly one PropertyFilterUpdate.
+    """
+    assert len(update.filterSet) == 1, update
+    return [(o.obj._moId, o.kind, dict((c.name, c.val) for c in o.changeSet))
+            for o in update.filterSet[0].objectSet]
+
+
+def test_polled_container_view_reports_only_what_changed(si, dc, sim):
+    """
+    A long-lived collector over a ContainerView of the VMs, polled
+    (maxWaitSeconds 0): after the first answer each poll tells only the
+    VMs that changed, with only their changed properties, one update per
+    VM in one FilterUpdate, and nothing of tasks; nothing changed: None.
+    """
+    collector = vmodl.query.PropertyCollector
+    content = si.content
+    datastore = sorted(sim.datastores)[0]
+    pool = vm_named(si, sim.vms[0].name).resourcePool
+    view = content.viewManager.CreateContainerView(dc, [vim.VirtualMachine], True)
+    own = content.propertyCollector.CreatePropertyCollector()
+    vm = None
+    try:
+        own.CreateFilter(collector.FilterSpec(
+            objectSet=[collector.ObjectSpec(obj=view, skip=True, selectSet=[
+                collector.TraversalSpec(name="vms", type=vim.view.ContainerView,
+                                        path="view", skip=False)])],
+            propSet=[collector.PropertySpec(type=vim.VirtualMachine, pathSet=[
+                "name", "runtime.powerState", "config.hardware.device"])]),
+            partialUpdates=False)
+        poll = Polls(own)
+        first = poll()
+        entered = told(first)
+        assert set(kind for _, kind, _ in entered) == {"enter"}
+        assert set(record.name for record in sim.vms) <= set(
+            values["name"] for _, _, values in entered)
+        assert poll() is None
+
+        name = "polled-%s" % (uuid.uuid4().hex[:8],)
+        vm = wait(dc.vmFolder.CreateVM_Task(config=vim.vm.ConfigSpec(
+            name=name, files=vim.vm.FileInfo(vmPathName="[%s]" % (datastore,)),
+            numCPUs=1, memoryMB=32), pool=pool))
+        [(key, kind, values)] = told(poll())
+        assert (key, kind) == (vm._moId, "enter")
+        assert values["name"] == name
+        assert values["runtime.powerState"] == "poweredOff"
+        devices = len(values["config.hardware.device"])
+        assert poll() is None
+
+        wait(vm.Rename_Task(name + "-renamed"))
+        assert told(poll()) == [
+            (vm._moId, "modify", {"name": name + "-renamed"})]
+        power(vm, True)
+        assert told(poll()) == [
+            (vm._moId, "modify", {"runtime.powerState": "poweredOn"})]
+        power(vm, False)
+        assert told(poll()) == [
+            (vm._moId, "modify", {"runtime.powerState": "poweredOff"})]
+        wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[
+            vim.vm.device.VirtualDeviceSpec(
+                operation="add", device=vim.vm.device.VirtualLsiLogicController(
+                    key=-1, busNumber=3,
+                    sharedBus=vim.vm.device.VirtualSCSIController.Sharing.noSharing))])))
+        [(key, kind, values)] = told(poll())
+        assert (key, kind, list(values)) == (
+            vm._moId, "modify", ["config.hardware.device"])
+        assert len(values["config.hardware.device"]) == devices + 1
+
+        # Tasks of other objects are not this filter's.
+        new_disk(si, dc, sim)
+        assert poll() is None
+
+        wait(vm.Destroy_Task())
+        destroyed, vm = vm, None
+        assert told(poll()) == [(destroyed._moId, "leave", {})]
+        assert poll() is None
+    finally:
+        own.DestroyPropertyCollector()
+        view.Destroy()
+        if vm is not None:
+            power(vm, False)
+            wait(vm.Destroy_Task())
+
+
+def test_task_wait_through_a_list_view_reset_sees_the_task_end(slow_sim):
+    """
+    The driver's task waits: a collector on a ListView of tasks, pointed at
+    another task with ResetListView, is told of that task (it enters) and
+    then of its end.
+    """
+    collector = vmodl.query.PropertyCollector
+    instance = slow_sim.connect()
+    try:
+        content = instance.RetrieveContent()
+        dc = find_entity(content, vim.Datacenter, slow_sim.datacenter_name)
+        datastore = sorted(slow_sim.datastores)[0]
+        _, earlier = start_disk(content, dc, datastore)
+        path, task = start_disk(content, dc, datastore)
+        view = content.viewManager.CreateListView([earlier])
+        own = content.propertyCollector.CreatePropertyCollector()
+        try:
+            own.CreateFilter(collector.FilterSpec(
+                objectSet=[collector.ObjectSpec(obj=view, skip=True, selectSet=[
+                    collector.TraversalSpec(name="tasks", type=vim.view.ListView,
+                                            path="view", skip=False)])],
+                propSet=[collector.PropertySpec(
+                    type=vim.Task, pathSet=["info.state", "info.result"])]),
+                partialUpdates=False)
+            options = collector.WaitOptions(maxWaitSeconds=5)
+            version = own.WaitForUpdatesEx("", options).version
+            assert view.ResetListView([task]) == []
+            seen, kinds = {}, []
+            deadline = time.time() + 30
+            while seen.get("info.state") not in ("success", "error"):
+                assert time.time() < deadline
+                update = own.WaitForUpdatesEx(version, options)
+                if update is None:
+                    continue
+                version = update.version
+                assert len(set(f.filter for f in update.filterSet)) == \
+                    len(update.filterSet)
+                for filter_update in update.filterSet:
+                    for object_update in filter_update.objectSet:
+                        if object_update.obj != task:
+                            continue  # the earlier task, passed over
+                        kinds.append(object_update.kind)
+                        for change in object_update.changeSet:
+                            seen[change.name] = change.val
+            assert kinds[0] == "enter"
+            assert (seen["info.state"], seen["info.result"]) == ("success", path)
+        finally:
+            own.DestroyPropertyCollector()
+            view.DestroyView()
+    finally:
+        Disconnect(instance)
+
+
+def fake_gopath(tmpdir, change):
+    """
+    A GOPATH holding govmomi's simulator/property_collector.go as ``change``
+    makes it; skips when govmomi's own is not installed.
+    """
+    import io
+    from vsphere_flocker_driver.testtools import govmomi_patches, simulator
+    original = os.path.join(simulator.DEFAULT_GOPATH, govmomi_patches.PACKAGE,
+                            "property_collector.go")
+    if not os.path.exists(original):
+        pytest.skip("govmomi's sources are not installed")
+    with io.open(original, encoding="utf-8", newline="") as source:
+        text = source.read()
+    package = tmpdir.join(*govmomi_patches.PACKAGE.split(os.sep))
+    package.ensure(dir=True)
+    with io.open(package.join("property_collector.go").strpath, "w",
+                 encoding="utf-8", newline="") as target:
+        target.write(change(text))
+    return tmpdir.strpath
+
+
+def test_govmomi_patches_overlay_the_collector_and_add_files(tmpdir):
+    """
+    The overlay maps govmomi's property_collector.go to a copy with every
+    replacement made, and adds our Go files to the package.
+    """
+    import io
+    import json
+    from vsphere_flocker_driver.testtools import govmomi_patches
+    gopath = fake_gopath(tmpdir.join("gopath"), lambda text: text)
+    out = tmpdir.join("out")
+    out.ensure(dir=True)
+    with io.open(govmomi_patches.overlay(gopath, out.strpath), encoding="utf-8") as f:
+        replace = json.load(f)["Replace"]
+    package = os.path.join(gopath, govmomi_patches.PACKAGE)
+    with io.open(replace[os.path.join(package, "property_collector.go")],
+                 encoding="utf-8") as f:
+        patched = f.read()
+    for replacement in govmomi_patches.REPLACEMENTS:
+        assert patched.count(replacement.new) == 1
+    added = govmomi_patches.added_sources()
+    assert added
+    for path in added:
+        assert replace[os.path.join(package, os.path.basename(path))] == path
+
+
+def test_govmomi_that_does_not_take_a_patch_fails_the_build_naming_it(
+        tmpdir, monkeypatch):
+    """
+    A changed govmomi is noticed: a replacement that does not match exactly
+    once makes the simulator unavailable, saying which, and builds nothing.
+    """
+    from vsphere_flocker_driver._compat import native_string
+    from vsphere_flocker_driver.testtools import govmomi_patches, simulator
+    if simulator.which("go") is None:
+        pytest.skip("no go command")
+    first, second = govmomi_patches.REPLACEMENTS[:2]
+    cases = [(first, lambda text: text.replace(first.old, "")),
+             (second, lambda text: text + "\n/*\n" + second.old + "*/\n")]
+    for number, (replacement, change) in enumerate(cases):
+        gopath = fake_gopath(tmpdir.join("gopath%d" % (number,)), change)
+        cache = tmpdir.join("cache%d" % (number,))
+        # Native strings: Python 2.7's os.environ holds bytes.
+        monkeypatch.setenv(str("VCSIM_GOPATH"), native_string(gopath))
+        monkeypatch.setenv(str("XDG_CACHE_HOME"), native_string(cache.strpath))
+        with pytest.raises(SimulatorUnavailable) as raised:
+            simulator.build_simulator()
+        assert '"%s"' % (replacement.name,) in str(raised.value)
+        built = cache.join("vsphere-flocker-driver")
+        assert [p.basename for p in built.listdir()
+                if not p.basename.startswith("go-build")] == []
+
+
+def test_only_a_collectors_latest_version_is_answered(simulator):
+    """
+    Each answer with updates has a version of its own; a request naming any
+    other than the latest is InvalidCollectorVersion, as on vCenter.
+    """
+    pc = vmodl.query.PropertyCollector
+    instance = simulator.connect()
+    try:
+        content = instance.RetrieveContent()
+        view = content.viewManager.CreateContainerView(
+            content.rootFolder, [vim.VirtualMachine], True)
+        own = content.propertyCollector.CreatePropertyCollector()
+        own.CreateFilter(pc.FilterSpec(
+            objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[
+                pc.TraversalSpec(name="vms", type=vim.view.ContainerView,
+                                 path="view", skip=False)])],
+            propSet=[pc.PropertySpec(type=vim.VirtualMachine,
+                                     pathSet=["name"])]), partialUpdates=False)
+        poll = pc.WaitOptions(maxWaitSeconds=0)
+        first = own.WaitForUpdatesEx("", poll).version
+        assert own.WaitForUpdatesEx(first, poll) is None
+        vm = find_entity(content, vim.VirtualMachine, simulator.vms[0].name)
+        name = vm.name
+        wait(vm.Rename_Task(name + "-versioned"))
+        try:
+            second = own.WaitForUpdatesEx(first, poll).version
+            assert second != first
+            with pytest.raises(vmodl.query.InvalidCollectorVersion):
+                own.WaitForUpdatesEx(first, poll)
+            with pytest.raises(vmodl.query.InvalidCollectorVersion):
+                own.WaitForUpdatesEx("no such version", poll)
+            assert own.WaitForUpdatesEx(second, poll) is None
+        finally:
+            wait(vm.Rename_Task(name))
+    finally:
+        Disconnect(instance)

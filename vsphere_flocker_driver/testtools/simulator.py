@@ -28,6 +28,7 @@ import binascii
 import hashlib
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -39,6 +40,7 @@ from collections import namedtuple
 
 from .._compat import (
     integer_types, makedirs, monotonic, string_types, to_text, urlparse, which)
+from . import govmomi_patches
 
 __all__ = [
     "SimulatorUnavailable",
@@ -79,7 +81,9 @@ def _go_sources():
 
 def _sources_digest():
     """
-    :returns: The SHA-256 over the Go sources' names and contents, as hex.
+    :returns: The SHA-256 over the Go sources' names and contents, and over
+        the patches to govmomi (their replacements and added Go files), as
+        hex.
     """
     digest = hashlib.sha256()
     for name in _go_sources():
@@ -87,6 +91,8 @@ def _sources_digest():
         with open(os.path.join(SOURCE_DIR, name), "rb") as source:
             digest.update(source.read())
         digest.update(b"\0")
+    for label, content in govmomi_patches.digest_parts():
+        digest.update(label.encode("utf-8") + b"\0" + content + b"\0")
     return digest.hexdigest()
 
 
@@ -109,10 +115,11 @@ def build_simulator():
 
     The Go sources are compiled against Debian's govmomi in GOPATH mode, with
     no network: ``GO111MODULE=off GOPATH=/usr/share/gocode go build`` (the
-    GOPATH can be changed with ``$VCSIM_GOPATH``).
+    GOPATH can be changed with ``$VCSIM_GOPATH``), with govmomi's simulator
+    patched through ``go build -overlay`` (``govmomi_patches``).
 
-    :raises SimulatorUnavailable: if ``go`` or govmomi is missing or the build
-        fails.
+    :raises SimulatorUnavailable: if ``go`` or govmomi is missing, govmomi's
+        sources do not take the patches or the build fails.
     :returns: The path of the binary.
     :rtype: str
     """
@@ -139,9 +146,17 @@ def build_simulator():
     partial = tempfile.NamedTemporaryFile(
         dir=cache, prefix="vcsim-", suffix=".partial", delete=False)
     partial.close()
+    # The patched govmomi files, for this build only.
+    patches = tempfile.mkdtemp(dir=cache, prefix="govmomi-overlay-")
     try:
+        try:
+            overlay = govmomi_patches.overlay(gopath, patches)
+        except govmomi_patches.PatchFailed as e:
+            raise SimulatorUnavailable(
+                "%s; the vCenter simulator cannot be built against it" % (e,))
         process = subprocess.Popen(
-            [go, "build", "-o", partial.name, "."], cwd=SOURCE_DIR, env=env,
+            [go, "build", "-overlay", overlay, "-o", partial.name, "."],
+            cwd=SOURCE_DIR, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         output = process.communicate()[0].decode("utf-8", "replace")
         if process.returncode != 0:
@@ -151,6 +166,7 @@ def build_simulator():
     finally:
         if os.path.exists(partial.name):
             os.remove(partial.name)
+        shutil.rmtree(patches, ignore_errors=True)
     return binary
 
 

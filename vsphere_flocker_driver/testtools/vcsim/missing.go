@@ -86,8 +86,9 @@ func parseMissing(value string) (injection missingInjection, ok bool) {
 	return injection, len(injection.paths) != 0
 }
 
-// syncMissing records the VM's vcsim.inject.missing, or its absence.
-func (vm *VM) syncMissing() {
+// syncMissing records the VM's vcsim.inject.missing, or its absence, and
+// returns the paths it named before and names now.
+func (vm *VM) syncMissing() (before, after []string) {
 	value := ""
 	if vm.Config != nil {
 		for _, o := range vm.Config.ExtraConfig {
@@ -99,11 +100,14 @@ func (vm *VM) syncMissing() {
 	injection, ok := parseMissing(value)
 	missingMu.Lock()
 	defer missingMu.Unlock()
+	before = missing[vm.Self].paths
 	if ok {
 		missing[vm.Self] = injection
+		after = injection.paths
 	} else {
 		delete(missing, vm.Self)
 	}
+	return before, after
 }
 
 func injectionFor(ref types.ManagedObjectReference) (missingInjection, bool) {
@@ -321,16 +325,19 @@ func (c *Collector) WaitForUpdatesEx(ctx *simulator.Context, req *types.WaitForU
 	return res
 }
 
-// coalesceUpdates makes one ObjectUpdate per object and filter, as vCenter
-// answers a WaitForUpdatesEx: the changes since the version asked for, each
-// property once with its latest value. 0.24 queues every change and can
-// send one object several times in one answer (a task entering a filter
-// with its result, then the change that set that result), each time with
-// its full values.
+// coalesceUpdates makes one PropertyFilterUpdate per filter and one
+// ObjectUpdate per object and filter, as vCenter answers a
+// WaitForUpdatesEx: the changes since the version asked for, each property
+// once with its latest value. 0.24 queues every change and can send one
+// object several times in one answer (a task entering a filter with its
+// result, then the change that set that result), each time with its full
+// values, and could give one filter two FilterUpdates (the patched
+// collector, govmomi/collector_batch.go, gives one; this keeps it so).
 func coalesceUpdates(set *types.UpdateSet) {
 	if set == nil {
 		return
 	}
+	mergeFilterUpdates(set)
 	for i := range set.FilterSet {
 		var merged []types.ObjectUpdate
 		index := make(map[types.ManagedObjectReference]int)
@@ -376,6 +383,24 @@ func coalesceUpdates(set *types.UpdateSet) {
 		}
 		set.FilterSet[i].ObjectSet = kept
 	}
+}
+
+// mergeFilterUpdates joins the FilterUpdates of one filter into its first,
+// in their order.
+func mergeFilterUpdates(set *types.UpdateSet) {
+	var merged []types.PropertyFilterUpdate
+	index := make(map[types.ManagedObjectReference]int)
+	for _, fu := range set.FilterSet {
+		at, seen := index[fu.Filter]
+		if !seen {
+			index[fu.Filter] = len(merged)
+			merged = append(merged, fu)
+			continue
+		}
+		merged[at].ObjectSet = append(merged[at].ObjectSet, fu.ObjectSet...)
+		merged[at].MissingSet = append(merged[at].MissingSet, fu.MissingSet...)
+	}
+	set.FilterSet = merged
 }
 
 // WaitForUpdates is WaitForUpdatesEx without options (pyVmomi's WaitForTask

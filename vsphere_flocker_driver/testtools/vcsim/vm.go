@@ -360,7 +360,39 @@ func (vm *VM) sync() {
 		{Name: "config.hardware.device", Val: vm.Config.Hardware.Device},
 		{Name: "config.extraConfig", Val: vm.Config.ExtraConfig},
 	})
-	vm.syncMissing()
+	vm.restate(vm.syncMissing())
+}
+
+// restate reports again the properties an injection named before or names
+// now, so that a collector's next update says them missing, or gives them
+// again, as vCenter's updates do when a property becomes unreadable or
+// readable (a permission changed, the VM became inaccessible): a view kept
+// current by updates learns it without a full read. Paths other than these
+// are withheld from later answers only.
+func (vm *VM) restate(before, after []string) {
+	values := map[string]interface{}{
+		"name":                   vm.Name,
+		"runtime.powerState":     vm.Runtime.PowerState,
+		"config.hardware.device": vm.Config.Hardware.Device,
+		"config.extraConfig":     vm.Config.ExtraConfig,
+		"config.instanceUuid":    vm.Config.InstanceUuid,
+		"config.uuid":            vm.Config.Uuid,
+		"config.changeVersion":   vm.Config.ChangeVersion,
+	}
+	var changes []types.PropertyChange
+	seen := make(map[string]bool)
+	for _, path := range append(append([]string{}, before...), after...) {
+		value, known := values[path]
+		if !known || seen[path] {
+			continue
+		}
+		seen[path] = true
+		changes = append(changes, types.PropertyChange{
+			Name: path, Op: types.PropertyChangeOpAssign, Val: value})
+	}
+	if len(changes) != 0 {
+		simulator.Map.Update(vm, changes)
+	}
 }
 
 // PowerOnVMTask refuses to start a VM whose disk another running VM holds,
