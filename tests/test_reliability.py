@@ -316,17 +316,17 @@ def test_a_stale_device_list_never_detaches_another_disk(
     x = mine.api.create_volume(uuid.uuid4(), GiB)
     y = mine.api.create_volume(uuid.uuid4(), GiB)
     mine.api.attach_volume(x.blockdevice_id, node)
-    read = mine.operations._vm_config
+    reconfigure = mine.operations._reconfigure
     raced = []
 
-    def read_then_race(vm):
-        found = read(vm)
+    def race_then_reconfigure(vm, spec, description, path):
+        # The spec is built from the devices as they were read.
         if not raced:
             raced.append(vm)
             other.api.detach_volume(x.blockdevice_id)
             other.api.attach_volume(y.blockdevice_id, node)
-        return found
-    mine.operations._vm_config = read_then_race
+        return reconfigure(vm, spec, description, path)
+    mine.operations._reconfigure = race_then_reconfigure
     with pytest.raises(UnattachedVolume):
         mine.api.detach_volume(x.blockdevice_id)
     assert dict((v.blockdevice_id, v.attached_to)

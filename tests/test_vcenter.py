@@ -174,18 +174,27 @@ class SoapCounter(object):
 
 
 def test_operations_make_few_soap_calls(api, simulator, monkeypatch):
+    """
+    Once the view of the VMs is built, a list is a poll of it, a search and
+    the search's wait; an attach or a detach reads no VM but from the view
+    (no RetrievePropertiesEx): the target's devices are the view's, its
+    holder is the view's.
+    """
     node = simulator.vms[0].instance_uuid
     volumes = [api.create_volume(uuid.uuid4(), 1024 ** 3) for _ in range(5)]
     api.attach_volume(volumes[0].blockdevice_id, node)
     counter = SoapCounter(monkeypatch)
     api.list_volumes()
-    assert len(counter.calls) <= 4, counter.calls
+    assert counter.calls == ["WaitForUpdatesEx", "SearchDatastoreSubFolders_Task",
+                             "ResetListView", "WaitForUpdatesEx"]
     del counter.calls[:]
     api.attach_volume(volumes[1].blockdevice_id, node)
     assert len(counter.calls) <= 8, counter.calls
+    assert "RetrievePropertiesEx" not in counter.calls
     del counter.calls[:]
     api.detach_volume(volumes[1].blockdevice_id)
-    assert len(counter.calls) <= 8, counter.calls
+    assert len(counter.calls) <= 7, counter.calls
+    assert "RetrievePropertiesEx" not in counter.calls
 
 
 def test_task_wait_through_property_updates(dataset_config, logger):
@@ -342,40 +351,39 @@ def create_disk(session, datacenter, name=None):
 def test_wait_on_a_running_task_keeps_its_collector(slow_session,
                                                     monkeypatch):
     """
-    A task still running at the first look: the session's first wait makes
+    A task still running when waited for: the session's first wait makes
     its waiter (a list view, a collector, a filter: as many requests as the
     collector made and destroyed for each wait before); every later wait
-    only points the waiter at its task and reads the updates.
+    only points the waiter at its task and reads the updates.  There is no
+    separate first look.
     """
     session, datacenter = slow_session()
     counter = SoapCounter(monkeypatch)
     task, path = start_disk(session, datacenter)
     del counter.calls[:]
     assert session.wait_for_task(task, "create a disk") == path
-    assert counter.calls[:5] == [
-        "RetrievePropertiesEx", "CreateListView", "CreatePropertyCollector",
-        "CreateFilter", "WaitForUpdatesEx"]
-    assert set(counter.calls[5:]) <= {"WaitForUpdatesEx"}
-    assert len(counter.calls) <= 6, counter.calls
+    assert counter.calls[:4] == [
+        "CreateListView", "CreatePropertyCollector", "CreateFilter",
+        "WaitForUpdatesEx"]
+    assert counter.calls[4:] in ([], ["WaitForUpdatesEx"]), counter.calls
     for _ in range(3):
         task, path = start_disk(session, datacenter)
         del counter.calls[:]
         assert session.wait_for_task(task, "create a disk") == path
-        # The first look (still running), the waiter pointed at the task,
-        # and its updates: the first says the task ended, or that it still
-        # runs and the second that it ended.
-        assert counter.calls[:3] == [
-            "RetrievePropertiesEx", "ResetListView", "WaitForUpdatesEx"]
-        assert counter.calls[3:] in ([], ["WaitForUpdatesEx"]), counter.calls
+        # The waiter pointed at the task, and its updates: the first says
+        # the task ended, or that it still runs and the second that it
+        # ended.
+        assert counter.calls[:2] == ["ResetListView", "WaitForUpdatesEx"]
+        assert counter.calls[2:] in ([], ["WaitForUpdatesEx"]), counter.calls
     assert len(session._waiters) == 1
 
 
 def test_wait_on_a_kept_waiter_costs_two_requests(slow_session, slow_simulator,
                                                   monkeypatch):
     """
-    Beyond the first look, a wait on a kept waiter costs two requests when
-    vCenter's first report of the task to the waiter says it ended: here
-    the task is let end first, so that report does, whatever the timing.
+    A wait on a kept waiter costs two requests when vCenter's first report
+    of the task to the waiter says it ended: here the task is let end
+    first, so that report does, whatever the timing.
     """
     session, datacenter = slow_session()
     create_disk(session, datacenter)
@@ -391,9 +399,8 @@ def test_wait_on_a_kept_waiter_costs_two_requests(slow_session, slow_simulator,
     finally:
         Disconnect(instance)
     counter = SoapCounter(monkeypatch)
-    info = session._wait_for_task_update(task, "create a disk")
+    assert session.wait_for_task(task, "create a disk") == path
     assert counter.calls == ["ResetListView", "WaitForUpdatesEx"]
-    assert (info["info.state"], info["info.result"]) == ("success", path)
 
 
 def test_wait_for_a_failed_running_task_raises_its_fault(slow_session):
@@ -471,20 +478,23 @@ def test_wait_after_a_new_login_makes_a_new_waiter(slow_session,
 def test_session_ended_during_a_wait(slow_session, slow_simulator, logger,
                                      monkeypatch):
     """
-    A session that ends between the first look and the wait: the kept
-    waiter's objects are gone (ManagedObjectNotFound after the new login),
-    and the wait goes on with a new one.
+    A session that ends as a wait takes its kept waiter: the waiter's
+    objects are gone (ManagedObjectNotFound after the new login), and the
+    wait goes on with a new one.
     """
     session, datacenter = slow_session()
     create_disk(session, datacenter)
     [old] = session._waiters
-    first_look = session._task_info
+    take = session._take_waiter
+    ended = []
 
-    def look_then_end(task):
-        info = first_look(task)
-        end_session(session, slow_simulator)
-        return info
-    monkeypatch.setattr(session, "_task_info", look_then_end)
+    def take_then_end():
+        waiter = take()
+        if not ended:
+            ended.append(True)
+            end_session(session, slow_simulator)
+        return waiter
+    monkeypatch.setattr(session, "_take_waiter", take_then_end)
     path, result = create_disk(session, datacenter)
     assert result == path
     [new] = session._waiters

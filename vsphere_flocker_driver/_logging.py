@@ -129,6 +129,10 @@ DATASTORE_PLACED = MessageType(
     _PREFIX + "inventory:datastore_placed",
     [DATASTORE_CLUSTER, DATASTORE, SIZE, CHOSEN_BY],
     "The member of a datastore cluster a new disk goes to was chosen.")
+VM_VIEW_BUILT = MessageType(
+    _PREFIX + "vm_view:built", [REASON],
+    "The view of the virtual machines was read in full: on the first look, "
+    "or because vCenter lost the one kept current by its updates.")
 FOLDER_CREATED = MessageType(
     _PREFIX + "layout:folder_created", [DISK_PATH],
     "A folder for volumes was created on a datastore.")

@@ -13,6 +13,7 @@ import functools
 import random
 import threading
 import time
+from collections import namedtuple
 
 from pyVmomi import vim, vmodl
 from zope.interface import implementer
@@ -42,6 +43,7 @@ from .layout import (
     disks_from_search, transit_root,
 )
 from .vcenter import fault_message, fault_name
+from .vm_view import VirtualMachineView
 
 #: Faults that say a VM is busy with another client's change: retried.
 _BUSY_FAULTS = (vim.fault.TaskInProgress, vim.fault.ConcurrentAccess)
@@ -51,6 +53,37 @@ _RETRY_MAX_DELAY = 8.0
 
 #: What is read of every VM, in one request for all of them.
 _VM_PROPERTIES = ["name", INSTANCE_UUID, "config.uuid", POWER_STATE]
+
+#: What the view of the VMs (``vm_view``) keeps of each.
+_VIEW_PROPERTIES = _VM_PROPERTIES + [DEVICES, CHANGE_VERSION]
+
+
+class _VmState(namedtuple("_VmState", "record disks version")):
+    """
+    What the backend reads of one VM in the view, made once per change of
+    the VM: its ``VirtualMachineRecord``; ``(file name, disk UUID or None,
+    capacity KiB or None)`` of each of its disks, or ``None`` when vCenter
+    did not give its devices; its ``config.changeVersion``.
+    """
+
+
+def _vm_state(answer):
+    """The ``_VmState`` of a VM from what the view holds of it."""
+    disks = None
+    if DEVICES not in answer.missing:
+        disks = tuple(attached_disks(answer.values.get(DEVICES)))
+    return _VmState(record=_record(answer), disks=disks,
+                    version=answer.values.get(CHANGE_VERSION))
+
+
+class _Scan(namedtuple("_Scan", "vms disks unknown moved versions")):
+    """
+    The VMs of one view snapshot, and who of them holds which of a
+    layout's disks: ``Attachments``' fields, and the cluster's disks held
+    outside its folders (``moved``: ``(vm, path, disk UUID, capacity
+    KiB)``) with their VMs' ``versions``, whose records say which volume
+    each is.
+    """
 
 
 def _record(answer):
@@ -134,6 +167,13 @@ class VsphereOperations(object):
         # volumes: read again only once the VM changed.
         self._options = {}
         self._options_lock = threading.Lock()
+        # Every VM of the datacenter, kept current by vCenter's updates.
+        self._view = VirtualMachineView(
+            vcenter, lambda: self._lookup.datacenter().vm_folder,
+            _VIEW_PROPERTIES, _vm_state)
+        # The last snapshot's scan: (revision, layout, namespaced), _Scan.
+        self._scan = (None, None)
+        self._scan_lock = threading.Lock()
 
     @_refused_as("look up the datacenter, datastores and policies")
     def inventory(self):
@@ -255,7 +295,13 @@ class VsphereOperations(object):
             pass
         self._namespaces.add(datastore.name)
 
-    def _as_named(self):
+    def _namespaced(self):
+        """The searched datastores whose top-level folders are namespaces."""
+        return frozenset(name for name, datastore
+                         in self._lookup.current_datastores().items()
+                         if datastore.namespaces)
+
+    def _as_named(self, namespaced=None):
         """
         A function giving the file name of a disk as a VM reports it in the
         form this driver names it.
@@ -265,9 +311,8 @@ class VsphereOperations(object):
         is ``[vsanDatastore] FLOCKER/<cluster id>/gold/x.vmdk``.  The
         cluster's folder, named by its (random) cluster id, tells it apart.
         """
-        namespaced = set(name for name, datastore
-                         in self._lookup.current_datastores().items()
-                         if datastore.namespaces)
+        if namespaced is None:
+            namespaced = self._namespaced()
         cluster = text_type(self.config.cluster_id)
         folder = self.config.volume_folder
 
@@ -390,46 +435,62 @@ class VsphereOperations(object):
 
     # -- virtual machines ----------------------------------------------------
 
-    def _retrieve_vms(self, paths):
-        return self.vcenter.properties_below(
-            self._lookup.datacenter().vm_folder, vim.VirtualMachine, paths)
-
     @_refused_as("list the virtual machines")
     def virtual_machines(self):
         """
-        Every VM of the datacenter, in one request; a VM vCenter did not
-        fully describe says so in its record's ``missing``.
+        Every VM of the datacenter, from the view (one poll of what changed
+        since the last look); a VM vCenter did not fully describe says so
+        in its record's ``missing``.
         """
-        return [_record(answer)
-                for answer in self._retrieve_vms(_VM_PROPERTIES)]
+        snapshot = self._view.current()
+        return [snapshot.derived[key].record for key in sorted(snapshot.derived)]
 
     @_refused_as("read the virtual machines' disks")
     def attachments(self, layout):
         """
-        Every VM, and which of them holds which of ``layout``'s disks: one
-        request, however many VMs and disks, and one more when a VM holding
-        a disk of the cluster that Storage vMotion moved changed since this
-        process last read its ``extraConfig`` (which says which volume the
-        disk is).  Other disks are no business of the cluster and are left
-        out.
+        Every VM, and which of them holds which of ``layout``'s disks, from
+        the view of the VMs: one request (a poll carrying only what changed
+        since the last look), however many VMs and disks, and one more when
+        a VM holding a disk of the cluster that Storage vMotion moved
+        changed since this process last read its ``extraConfig`` (which
+        says which volume the disk is).  Other disks are no business of the
+        cluster and are left out.  With nothing changed, nothing is worked
+        out again per VM.
         """
+        snapshot = self._view.current()
+        namespaced = self._namespaced()
+        key = (snapshot.revision, layout, namespaced)
+        with self._scan_lock:
+            scanned_key, scan = self._scan
+        if scanned_key != key:
+            scan = self._scan_snapshot(snapshot, layout, namespaced)
+            with self._scan_lock:
+                self._scan = (key, scan)
+        disks, unknown = scan.disks, scan.unknown
+        if scan.moved:
+            found, unread = self._moved_volumes(scan.moved, scan.versions)
+            disks = disks + tuple(found)
+            unknown = unknown + tuple(unread)
+        return Attachments(vms=scan.vms, disks=disks, unknown=unknown)
+
+    def _scan_snapshot(self, snapshot, layout, namespaced):
+        """The ``_Scan`` of ``snapshot`` for ``layout``."""
         vms = []
         disks = []
         unknown = []
         moved = []
-        as_named = self._as_named()
-        cluster_id = self.config.cluster_id
         versions = {}
-        for answer in self._retrieve_vms(
-                _VM_PROPERTIES + [DEVICES, CHANGE_VERSION]):
-            record = _record(answer)
+        as_named = self._as_named(namespaced)
+        cluster_id = self.config.cluster_id
+        for key in sorted(snapshot.derived):
+            state = snapshot.derived[key]
+            record = state.record
             vms.append(record)
-            if DEVICES in answer.missing:
+            if state.disks is None:
                 unknown.append(record)
                 continue
-            versions[answer.obj._moId] = answer.values.get(CHANGE_VERSION)
-            for file_name, uuid, capacity_kb in attached_disks(
-                    answer.values.get(DEVICES)):
+            versions[key] = state.version
+            for file_name, uuid, capacity_kb in state.disks:
                 path = DatastorePath.parse(as_named(file_name))
                 disk_uuid = _disk_uuid_or_none(uuid)
                 if path is None:
@@ -439,12 +500,8 @@ class VsphereOperations(object):
                                             disk_uuid=disk_uuid))
                 elif is_cluster_disk(cluster_id, disk_uuid):
                     moved.append((record, path, disk_uuid, capacity_kb))
-        if moved:
-            found, unread = self._moved_volumes(moved, versions)
-            disks.extend(found)
-            unknown.extend(unread)
-        return Attachments(vms=tuple(vms), disks=tuple(disks),
-                           unknown=tuple(unknown))
+        return _Scan(vms=tuple(vms), disks=tuple(disks), unknown=tuple(unknown),
+                     moved=tuple(moved), versions=versions)
 
     def _moved_volumes(self, moved, versions):
         """
@@ -574,8 +631,7 @@ class VsphereOperations(object):
         policy_id = (None if storage_policy is None
                      else self.inventory().policies[storage_policy])
 
-        def attach():
-            devices, version = self._vm_config(vm)
+        def attach(devices, version):
             if find_disk(devices, text_type(path),
                          self._as_named()) is not None:
                 # Another thread or node attached it here meanwhile.
@@ -590,9 +646,8 @@ class VsphereOperations(object):
                 spec.extraConfig = [vim.option.OptionValue(key=key,
                                                            value=value)]
             spec.changeVersion = version
-            self._reconfigure(vm, spec, "attach {}".format(path), path)
-        with self._vm_lock(vm):
-            self._retry_busy(vm, attach)
+            return spec
+        self._change_devices(vm, attach, "attach {}".format(path), path)
 
     @_refused_as("detach a disk")
     def detach_disk(self, vm, path, disk_uuid=None):
@@ -609,8 +664,7 @@ class VsphereOperations(object):
         :raises DiskMoved: it holds it under another name (``disk_uuid``
             tells it), which Storage vMotion gave it meanwhile.
         """
-        def detach():
-            devices, version = self._vm_config(vm)
+        def detach(devices, version):
             disk = find_disk(devices, text_type(path), self._as_named())
             if disk is None:
                 for name, uuid, _ in attached_disks(devices):
@@ -625,9 +679,51 @@ class VsphereOperations(object):
                 spec.extraConfig = [vim.option.OptionValue(
                     key=record_key(held), value="")]
             spec.changeVersion = version
-            self._reconfigure(vm, spec, "detach {}".format(path), path)
+            return spec
+        self._change_devices(vm, detach, "detach {}".format(path), path)
+
+    def _change_devices(self, vm, build, description, path):
+        """
+        Reconfigure ``vm`` with the spec ``build(devices, changeVersion)``
+        makes of its devices, under the VM's lock, as often as vSphere says
+        the VM is busy or changed meanwhile (``_retry_busy``).
+
+        The first attempt builds from the devices the view of the VMs holds,
+        when it holds them as they are since this process last changed the
+        VM (no request); the version they were read at makes vSphere refuse
+        the spec if the VM changed since.  Every other attempt, and the
+        first where ``build`` refused the view's devices (the view may be
+        behind), reads them now: every refusal the caller sees was decided
+        on the VM as it is.
+        """
+        attempts = []
+
+        def reconfigure():
+            spec = None if attempts else self._spec_from_view(vm, build)
+            attempts.append(spec)
+            if spec is None:
+                spec = build(*self._vm_config(vm))
+            self._reconfigure(vm, spec, description, path)
         with self._vm_lock(vm):
-            self._retry_busy(vm, detach)
+            try:
+                self._retry_busy(vm, reconfigure)
+            finally:
+                self._view.changed(vm.ref)
+
+    def _spec_from_view(self, vm, build):
+        """
+        ``build``'s spec from the view's devices of ``vm``, or ``None``
+        where the view's may be stale, or ``build`` refused them.
+        """
+        known = self._view.known(vm.ref)
+        if known is None or DEVICES in known.missing or \
+                known.values.get(CHANGE_VERSION) is None:
+            return None
+        try:
+            return build(known.values.get(DEVICES) or (),
+                         known.values[CHANGE_VERSION])
+        except (DiskGone, DiskLocked, DiskMoved, NoFreeDiskSlot):
+            return None
 
     def _retry_busy(self, vm, reconfigure):
         """

@@ -196,6 +196,21 @@ class VCenter(object):
                 content = self._content
         return content
 
+    @property
+    def generation(self):
+        """
+        The session's number, bumped by every login: objects made on
+        vCenter (collectors, views) die with the session they were made in.
+        """
+        return self._generation
+
+    def session_lost(self, generation):
+        """
+        vCenter said the session ``generation`` ended (a ``missingSet`` of
+        ``NotAuthenticated``): open a new one, unless another thread did.
+        """
+        self._log_in_again(generation, 1)
+
     def close(self):
         """Log out, if logged in."""
         with self._lock:
@@ -243,6 +258,22 @@ class VCenter(object):
         :raises VCenterUnavailable: vCenter cannot be reached, or kept ending
             the session.
         """
+        return self._call(method, args, kwargs, session_object=False)
+
+    def call_on_session_object(self, method, *args, **kwargs):
+        """
+        :meth:`call` a method of an object this session made (a property
+        collector, a view): those die with their session, so a session
+        vCenter no longer knows is opened again and ``SessionObjectGone``
+        raised, for the caller to make its objects again, rather than the
+        request made again on an object that is gone.
+
+        :raises SessionObjectGone: the session was opened again, or vCenter
+            no longer has the object.
+        """
+        return self._call(method, args, kwargs, session_object=True)
+
+    def _call(self, method, args, kwargs, session_object):
         self.content()
         name = _method_name(method)
         target = getattr(getattr(method, "__self__", None), "_moId", None)
@@ -257,9 +288,16 @@ class VCenter(object):
                         return method(*args, **kwargs)
                 except vim.fault.RestrictedVersion:
                     raise LicenceRefused(name)
+                except vmodl.fault.ManagedObjectNotFound as fault:
+                    if _session_scoped(fault.obj):
+                        # Its id names the session's key: never logged.
+                        raise SessionObjectGone()
+                    raise
                 except vim.fault.NotAuthenticated:
                     logins += 1
                     self._log_in_again(generation, logins)
+                    if session_object:
+                        raise SessionObjectGone()
                 except NETWORK_ERRORS as error:
                     # The other pooled connections likely broke with this one.
                     self._stub.DropConnections()
@@ -372,21 +410,20 @@ class VCenter(object):
 
         Only ``info.state``, ``info.error`` and ``info.result`` are read: the
         whole ``info`` of some tasks does not deserialise (see the notes on
-        VirtualDiskManager tasks).  A task that has already ended costs one
-        request (the first look).  Otherwise a waiter of this session's (see
-        ``_TaskWaiter``) is pointed at it and waits for its updates, bounded
-        by the operation timeout: two requests more (``ResetListView``,
-        ``WaitForUpdatesEx``) when vCenter's first report of it to the waiter
-        says it ended, three when that report still says running.  The first
-        wait of each thread waiting at the same time in a session makes its
-        waiter instead of resetting one (three requests for one).  A task
-        that failed raises its fault; the Eliot action around the wait
-        records what the task was doing.
+        VirtualDiskManager tasks).  A waiter of this session's (see
+        ``_TaskWaiter``) is pointed at the task and reads its updates,
+        bounded by the operation timeout: two requests (``ResetListView``,
+        ``WaitForUpdatesEx``) when vCenter's first report of it says it
+        ended, three when that report still says running.  There is no
+        separate first look: on vCenter a task has rarely ended by then, and
+        the waiter's first report is that look.  The first wait of each
+        thread waiting at the same time in a session makes its waiter
+        instead of resetting one (three requests for one).  A task that
+        failed raises its fault; the Eliot action around the wait records
+        what the task was doing.
         """
         with WAIT_FOR_TASK(task=task._moId, description=description):
-            info = self._task_info(task)
-            if info.get("info.state") not in _TERMINAL_TASK_STATES:
-                info = self._wait_for_task_update(task, description)
+            info = self._wait_for_task_update(task, description)
             if info.get("info.state") == "error":
                 fault = info.get("info.error")
                 if isinstance(fault, vim.fault.RestrictedVersion):
@@ -398,9 +435,6 @@ class VCenter(object):
                                                "saying why")
                 raise fault
             return info.get("info.result")
-
-    def _task_info(self, task):
-        return self.properties_of(task, vim.Task, _TASK_PROPERTIES)
 
     def _wait_for_task_update(self, task, description):
         """
@@ -447,6 +481,8 @@ class VCenter(object):
         except (TaskTimeout, PropertiesUnknown):
             keep = waiter.settled
             raise
+        except SessionObjectGone:
+            raise _WaiterLost()
         except vmodl.fault.ManagedObjectNotFound as fault:
             if not _same_object(fault.obj, task):
                 raise _WaiterLost()
@@ -493,6 +529,8 @@ class VCenter(object):
             if _same_object(fault.obj, task):
                 raise
             raise _WaiterLost()
+        except SessionObjectGone:
+            raise _WaiterLost()
         return _TaskWaiter(generation, collector, view, task._moId)
 
     def _destroy_waiter(self, waiter):
@@ -501,7 +539,7 @@ class VCenter(object):
                        waiter.view.DestroyView):
             try:
                 self.call(method)
-            except (vmodl.MethodFault, VCenterUnavailable):
+            except (vmodl.MethodFault, VCenterUnavailable, SessionObjectGone):
                 # They die with the session anyway; the wait's own outcome
                 # is what the caller needs to see.
                 pass
@@ -518,7 +556,8 @@ class VCenter(object):
         timeout = self.config.operation_timeout
         if waiter.task != task._moId:
             waiter.settled = False
-            unresolved = self.call(waiter.view.ResetListView, [task])
+            unresolved = self.call_on_session_object(
+                waiter.view.ResetListView, [task])
             waiter.settled = True
             waiter.task = task._moId
             if any(_same_object(obj, task) for obj in unresolved or ()):
@@ -535,8 +574,9 @@ class VCenter(object):
                     remaining, _MAX_WAIT_SECONDS, timeout / 2))))
             waiter.settled = False
             try:
-                update = self.call(waiter.collector.WaitForUpdatesEx,
-                                   waiter.version, options)
+                update = self.call_on_session_object(
+                    waiter.collector.WaitForUpdatesEx, waiter.version,
+                    options)
             except VCenterUnavailable as error:
                 # With a timeout under two seconds the shortest wait
                 # vCenter knows (one second) can outlast the request.
@@ -614,6 +654,15 @@ class VCenter(object):
                     for profile in profiles)
 
 
+class SessionObjectGone(Exception):
+    """
+    An object a session made (a property collector, a view) is gone: the
+    session was opened again, and the objects of the old one died with it,
+    or vCenter no longer has it.  Raised without the object's id, which
+    names the session's key.
+    """
+
+
 class _WaiterLost(Exception):
     """A task waiter's collector, filter or view no longer exist."""
 
@@ -648,6 +697,14 @@ class _TaskWaiter(object):
         self.task = task
         self.version = ""
         self.settled = True
+
+
+def _session_scoped(obj):
+    """
+    Whether ``obj`` (a managed object, or a fault's ``obj``) is one a
+    session made: vCenter names those ``session[<session key>]<id>``.
+    """
+    return text_type(getattr(obj, "_moId", obj) or "").startswith("session[")
 
 
 def _same_object(obj, other):

@@ -1,0 +1,238 @@
+"""
+The view of the VMs (``vm_view``) against the simulator: what a look costs
+with nothing changed, and that every change to the VMs -- one created,
+renamed, powered off, given or relieved of a disk, removed -- is seen by
+the next look, also across a new session and a collector vCenter lost.
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import uuid
+
+import pytest
+from pyVmomi import SoapStubAdapter, vim, vmodl
+
+from .conftest import find_vm
+from .test_simulator import wait
+from .test_vcenter import end_other_sessions
+
+GiB = 1024 ** 3
+
+
+class Answers(object):
+    """The SOAP requests pyVmomi sends, each with what vCenter answered."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        original = SoapStubAdapter.InvokeMethod
+
+        def recording(stub, mo, info, args, *rest, **kwargs):
+            answer = original(stub, mo, info, args, *rest, **kwargs)
+            self.calls.append((info.wsdlName, answer))
+            return answer
+        monkeypatch.setattr(SoapStubAdapter, "InvokeMethod", recording)
+
+    def names(self):
+        return [name for name, _ in self.calls]
+
+
+@pytest.fixture
+def new_vm(simulator, vcenter):
+    """Make VMs behind the driver's back; they are removed afterwards."""
+    made = []
+
+    def make():
+        datacenter = vcenter.rootFolder.childEntity[0]
+        pool = find_vm(vcenter, simulator.vms[0].name).resourcePool
+        vm = wait(datacenter.vmFolder.CreateVM_Task(
+            config=vim.vm.ConfigSpec(
+                name="view-{}".format(uuid.uuid4().hex[:8]),
+                files=vim.vm.FileInfo(vmPathName="[LocalDS_0]"),
+                numCPUs=1, memoryMB=32, deviceChange=[
+                    vim.vm.device.VirtualDeviceSpec(
+                        operation="add",
+                        device=vim.vm.device.VirtualLsiLogicController(
+                            key=-1, busNumber=0, sharedBus="noSharing"))]),
+            pool=pool))
+        made.append(vm)
+        return vm
+    yield make
+    for vm in made:
+        try:
+            if vm.runtime.powerState == "poweredOn":
+                wait(vm.PowerOffVM_Task())
+            wait(vm.Destroy_Task())
+        except vmodl.fault.ManagedObjectNotFound:
+            pass  # the test removed it
+
+
+def records(operations):
+    return dict((vm.name, vm) for vm in operations.virtual_machines())
+
+
+def holders(api):
+    return dict((volume.blockdevice_id, volume.attached_to)
+                for volume in api.list_volumes())
+
+
+def test_a_look_with_nothing_changed_is_one_empty_poll(make_assembly,
+                                                       monkeypatch):
+    """
+    Once the view is built, a list with nothing changed asks vCenter for
+    the VMs with one poll, whose answer is empty: no VM's data is sent
+    again.
+    """
+    assembly = make_assembly()
+    api = assembly.api
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.list_volumes()
+    answers = Answers(monkeypatch)
+    before = assembly.operations.attachments(api._layout)
+    assert answers.calls == [("WaitForUpdatesEx", None)]
+    del answers.calls[:]
+    assert [v.blockdevice_id for v in api.list_volumes()] == [
+        volume.blockdevice_id]
+    polls = [answer for name, answer in answers.calls
+             if name == "WaitForUpdatesEx"]
+    # The view's poll; the search's waiter reports its task.
+    assert polls[0] is None
+    assert assembly.operations.attachments(api._layout) == before
+
+
+def test_a_vm_made_after_the_view_holding_a_volume_is_seen(
+        make_assembly, cluster_id, new_vm):
+    """
+    A VM created after this node's view was built, to which another node
+    attaches a volume: the next list names it the holder; once the volume
+    is detached and the VM removed, neither is left.
+    """
+    mine = make_assembly(cluster_id=cluster_id).api
+    other = make_assembly(cluster_id=cluster_id).api
+    volume = mine.create_volume(uuid.uuid4(), GiB)
+    assert holders(mine) == {volume.blockdevice_id: None}
+    vm = new_vm()
+    instance_uuid = vm.config.instanceUuid
+    other.attach_volume(volume.blockdevice_id, instance_uuid)
+    assert holders(mine) == {volume.blockdevice_id: instance_uuid}
+    assert instance_uuid not in mine.list_live_nodes()
+    wait(vm.PowerOnVM_Task())
+    assert instance_uuid in mine.list_live_nodes()
+    wait(vm.PowerOffVM_Task())
+    assert instance_uuid not in mine.list_live_nodes()
+    other.detach_volume(volume.blockdevice_id)
+    assert holders(mine) == {volume.blockdevice_id: None}
+    wait(vm.Destroy_Task())
+    assert vm._moId not in [record.ref._moId for record in
+                            mine._operations.virtual_machines()]
+
+
+def test_renamed_and_powered_vms_and_their_disks_follow(make_assembly,
+                                                        new_vm):
+    """Renames, power changes and disk changes are seen by the next look."""
+    assembly = make_assembly()
+    operations = assembly.operations
+    layout = assembly.api._layout
+    vm = new_vm()
+    name = vm.name
+    assert records(operations)[name].power_state == "poweredOff"
+    wait(vm.Rename_Task(name + "-renamed"))
+    renamed = records(operations)
+    assert name not in renamed
+    assert renamed[name + "-renamed"].instance_uuid == vm.config.instanceUuid
+    wait(vm.PowerOnVM_Task())
+    assert records(operations)[name + "-renamed"].power_state == "poweredOn"
+    api = assembly.api
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.attach_volume(volume.blockdevice_id, vm.config.instanceUuid)
+    [held] = operations.attachments(layout).disks
+    assert held.vm.ref._moId == vm._moId
+    # Changed behind the driver's back: the disk's device removed.
+    [device] = [d for d in vm.config.hardware.device
+                if isinstance(d, vim.vm.device.VirtualDisk)]
+    wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[
+        vim.vm.device.VirtualDeviceSpec(operation="remove", device=device)])))
+    assert operations.attachments(layout).disks == ()
+
+
+def test_a_new_session_between_two_lists_rebuilds_the_view(
+        make_assembly, cluster_id, vcenter, simulator, logger):
+    """
+    The session ends (an administrator, a vCenter restart) and, while it is
+    gone, another node attaches a volume: the next list logs in again,
+    rebuilds the view from a full read and sees the attachment.
+    """
+    mine = make_assembly(cluster_id=cluster_id).api
+    volume = mine.create_volume(uuid.uuid4(), GiB)
+    assert holders(mine) == {volume.blockdevice_id: None}
+    end_other_sessions(vcenter)
+    node = simulator.vms[0].instance_uuid
+    other = make_assembly(cluster_id=cluster_id).api
+    other.attach_volume(volume.blockdevice_id, node)
+    assert holders(mine) == {volume.blockdevice_id: node}
+    built = [message["reason"] for message in logger.messages
+             if message.get("message_type") ==
+             "vsphere_flocker_driver:vm_view:built"]
+    assert built[0] == "first look"
+    assert len(built) >= 3  # mine, the other's, mine again
+    other.detach_volume(volume.blockdevice_id)
+
+
+def test_a_collector_vcenter_lost_is_made_again(make_assembly, logger):
+    """
+    vCenter no longer has the view's collector (lost with its filter): the
+    next look rebuilds the view rather than fail, or trust what it held.
+    """
+    assembly = make_assembly()
+    operations = assembly.operations
+    before = records(operations)
+    view = operations._view
+    view._collector.DestroyPropertyCollector()
+    assert records(operations) == before
+    built = [message["reason"] for message in logger.messages
+             if message.get("message_type") ==
+             "vsphere_flocker_driver:vm_view:built"]
+    assert built == ["first look", "vCenter lost the view's collector, or "
+                     "the session it was made in"]
+
+
+def test_a_property_that_becomes_unreadable_is_unknown_then_known_again(
+        make_assembly, simulator):
+    """
+    A VM whose devices vCenter stops giving after the view was built: its
+    disks are unknown (never "none"), and known again once given.
+    """
+    from vsphere_flocker_driver.errors import VirtualMachinesUnknown
+    assembly = make_assembly()
+    api = assembly.api
+    api.list_volumes()
+    name = simulator.vms[1].name
+    simulator.inject_missing(name, ["config.hardware.device"])
+    try:
+        with pytest.raises(VirtualMachinesUnknown) as caught:
+            api.list_volumes()
+        assert name in str(caught.value)
+    finally:
+        simulator.clear_missing(name)
+    assert api.list_volumes() == []
+
+
+def test_a_version_vcenter_no_longer_knows_rebuilds_the_view(
+        make_assembly, new_vm, logger):
+    """
+    The collector moved past the version the view holds (vCenter lost
+    track of it: InvalidCollectorVersion): the view is read in full again,
+    and what changed meanwhile is in it.
+    """
+    operations = make_assembly().operations
+    records(operations)
+    view = operations._view
+    vm = new_vm()
+    # Another answer of the view's collector, which the view never sees.
+    view._collector.WaitForUpdatesEx(
+        view._version,
+        vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0))
+    assert vm.name in records(operations)
+    built = [message["reason"] for message in logger.messages
+             if message.get("message_type") ==
+             "vsphere_flocker_driver:vm_view:built"]
+    assert built == ["first look", "vCenter lost the view's update version"]
