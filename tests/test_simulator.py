@@ -1762,10 +1762,12 @@ def test_govmomi_that_does_not_take_a_patch_fails_the_build_naming_it(
                 if not p.basename.startswith("go-build")] == []
 
 
-def test_only_a_collectors_latest_version_is_answered(simulator):
+def test_a_collector_answers_its_latest_version_or_the_one_before(simulator):
     """
-    Each answer with updates has a version of its own; a request naming any
-    other than the latest is InvalidCollectorVersion, as on vCenter.
+    Each answer with updates has a version of its own.  A request naming
+    the latest is answered; the one before it gets the last answer again
+    (its client lost it); any other is InvalidCollectorVersion.  No
+    version asks for everything, as often as asked.
     """
     pc = vmodl.query.PropertyCollector
     instance = simulator.connect()
@@ -1781,20 +1783,31 @@ def test_only_a_collectors_latest_version_is_answered(simulator):
             propSet=[pc.PropertySpec(type=vim.VirtualMachine,
                                      pathSet=["name"])]), partialUpdates=False)
         poll = pc.WaitOptions(maxWaitSeconds=0)
-        first = own.WaitForUpdatesEx("", poll).version
-        assert own.WaitForUpdatesEx(first, poll) is None
+        first = own.WaitForUpdatesEx("", poll)
+        everything = len(first.filterSet[0].objectSet)
+        assert everything >= len(simulator.vms)
+        assert own.WaitForUpdatesEx(first.version, poll) is None
         vm = find_entity(content, vim.VirtualMachine, simulator.vms[0].name)
         name = vm.name
         wait(vm.Rename_Task(name + "-versioned"))
         try:
-            second = own.WaitForUpdatesEx(first, poll).version
-            assert second != first
-            with pytest.raises(vmodl.query.InvalidCollectorVersion):
-                own.WaitForUpdatesEx(first, poll)
-            with pytest.raises(vmodl.query.InvalidCollectorVersion):
-                own.WaitForUpdatesEx("no such version", poll)
-            assert own.WaitForUpdatesEx(second, poll) is None
-        finally:
+            second = own.WaitForUpdatesEx(first.version, poll)
+            assert second.version != first.version
             wait(vm.Rename_Task(name))
+            third = own.WaitForUpdatesEx(second.version, poll)
+            again = own.WaitForUpdatesEx(second.version, poll)
+            assert again.version == third.version
+            assert [(o.obj._moId, o.changeSet[0].val)
+                    for o in again.filterSet[0].objectSet] == [
+                (vm._moId, name)]
+            for stale in (first.version, "no such version"):
+                with pytest.raises(vmodl.query.InvalidCollectorVersion):
+                    own.WaitForUpdatesEx(stale, poll)
+            assert own.WaitForUpdatesEx(third.version, poll) is None
+            anew = own.WaitForUpdatesEx("", poll)
+            assert len(anew.filterSet[0].objectSet) == everything
+        finally:
+            if vm.name != name:
+                wait(vm.Rename_Task(name))
     finally:
         Disconnect(instance)

@@ -226,13 +226,41 @@ def test_a_version_vcenter_no_longer_knows_rebuilds_the_view(
     operations = make_assembly().operations
     records(operations)
     view = operations._view
+    poll = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0)
+    # Two answers of the view's collector that the view never sees: the
+    # version it holds is no longer one vCenter answers.
     vm = new_vm()
-    # Another answer of the view's collector, which the view never sees.
-    view._collector.WaitForUpdatesEx(
-        view._version,
-        vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0))
+    version = view._collector.WaitForUpdatesEx(view._version, poll).version
+    wait(vm.Rename_Task(vm.name + "-renamed"))
+    view._collector.WaitForUpdatesEx(version, poll)
     assert vm.name in records(operations)
     built = [message["reason"] for message in logger.messages
              if message.get("message_type") ==
              "vsphere_flocker_driver:vm_view:built"]
     assert built == ["first look", "vCenter lost the view's update version"]
+
+
+def test_the_view_is_read_in_full_again_once_it_is_old(make_assembly,
+                                                       simulator, logger):
+    """
+    Whatever its updates say, a view older than its maximum age is read in
+    full again: one that went astray misleads for that long at most.
+    """
+    from vsphere_flocker_driver.vm_view import VirtualMachineView
+    assembly = make_assembly()
+    now = [0.0]
+    view = VirtualMachineView(
+        assembly.vcenter,
+        lambda: assembly.lookup.datacenter().vm_folder, ["name"],
+        lambda answer: answer.values.get("name"), max_age=60,
+        clock=lambda: now[0])
+    names = set(view.current().derived.values())
+    assert set(vm.name for vm in simulator.vms) <= names
+    now[0] = 59.0
+    assert set(view.current().derived.values()) == names
+    now[0] = 60.0
+    assert set(view.current().derived.values()) == names
+    built = [message["reason"] for message in logger.messages
+             if message.get("message_type") ==
+             "vsphere_flocker_driver:vm_view:built"]
+    assert built[-2:] == ["first look", "read in full every 60 seconds"]

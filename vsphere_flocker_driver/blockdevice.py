@@ -132,7 +132,7 @@ class VsphereBlockDeviceAPI(object):
     def _find(self, blockdevice_id):
         """
         The volume's disk, and who holds which of the cluster's disks, read
-        together: one search of its dataset and one VM retrieval.  The disk
+        together: one search of its dataset and one look at the VMs.  The disk
         is found in the cluster's folders, or on the VM holding it wherever
         Storage vMotion moved it.
 
@@ -613,9 +613,10 @@ class VsphereBlockDeviceAPI(object):
 
     def list_volumes(self):
         """
-        This cluster's volumes: one datastore search per datastore and one VM
-        retrieval, however many volumes and VMs there are (and one more
-        while a VM holds a volume Storage vMotion moved).
+        This cluster's volumes: one datastore search per datastore and one
+        look at the VMs (a poll carrying what changed), however many volumes
+        and VMs there are (and one more request while a VM holding a volume
+        Storage vMotion moved changed).
 
         :raises VirtualMachinesUnknown: vCenter did not report some VM's
             disks: a volume could be left out, or listed as unattached.

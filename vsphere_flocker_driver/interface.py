@@ -124,8 +124,8 @@ class IVsphereOperations(Interface):
 
     def attachments(layout):
         """
-        Every VM, and which of them holds which of ``layout``'s disks, from
-        one retrieval: an ``Attachments``.
+        Every VM, and which of them holds which of ``layout``'s disks, as
+        vCenter reports them at one moment: an ``Attachments``.
         """
 
     def find_vms_by_bios_uuid(bios_uuid):
@@ -182,7 +182,7 @@ class IVsphereOperations(Interface):
 
 class VirtualMachineRecord(PClass):
     """
-    What the backend knows of a VM, read in one request with all the others.
+    What the backend knows of a VM, read with all the others.
 
     :ivar ref: The VM's handle for the operations (opaque to their callers).
     :ivar text name:

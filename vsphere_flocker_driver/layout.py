@@ -225,15 +225,18 @@ def disk_search_spec(file_name=None):
     A datastore search for the disks in one folder (or just one of them).
 
     ``details.fileType`` is asked for so that results are ``VmDiskFileInfo``
-    carrying ``capacityKb``; an explicit ``matchPattern`` is given because
-    some datastore implementations match nothing without one.
+    carrying ``capacityKb``, the one detail read: every other would be sent
+    and parsed for every disk on every list.  An explicit ``matchPattern``
+    is given because some datastore implementations match nothing without
+    one.
     """
     return vim.host.DatastoreBrowser.SearchSpec(
         query=[vim.host.DatastoreBrowser.VmDiskQuery(
             details=vim.host.DatastoreBrowser.VmDiskQuery.Details(
-                capacityKb=True, diskType=True, thin=True))],
+                capacityKb=True, diskType=False, thin=False))],
         details=vim.host.DatastoreBrowser.FileInfo.Details(
-            fileType=True, fileSize=True, modification=False, fileOwner=False),
+            fileType=True, fileSize=False, modification=False,
+            fileOwner=False),
         matchPattern=[file_name or "*" + _DISK_SUFFIX],
         searchCaseInsensitive=False,
         sortFoldersFirst=False)

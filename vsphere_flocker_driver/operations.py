@@ -47,11 +47,17 @@ from .vm_view import VirtualMachineView
 
 #: Faults that say a VM is busy with another client's change: retried.
 _BUSY_FAULTS = (vim.fault.TaskInProgress, vim.fault.ConcurrentAccess)
+
+#: Refusals of a reconfiguration built from the view's devices that a view
+#: behind the VM can cause: it changed since (``changeVersion``), a device
+#: key or slot is taken, the disk is another VM's now.  Built again at once
+#: from the devices read then.
+_STALE_SPEC_FAULTS = (vim.fault.ConcurrentAccess, vim.fault.InvalidDeviceSpec)
 _RETRY_ATTEMPTS = 6
 _RETRY_FIRST_DELAY = 0.25
 _RETRY_MAX_DELAY = 8.0
 
-#: What is read of every VM, in one request for all of them.
+#: What the backend's ``VirtualMachineRecord`` says of a VM.
 _VM_PROPERTIES = ["name", INSTANCE_UUID, "config.uuid", POWER_STATE]
 
 #: What the view of the VMs (``vm_view``) keeps of each.
@@ -65,6 +71,7 @@ class _VmState(namedtuple("_VmState", "record disks version")):
     capacity KiB or None)`` of each of its disks, or ``None`` when vCenter
     did not give its devices; its ``config.changeVersion``.
     """
+    __slots__ = ()
 
 
 def _vm_state(answer):
@@ -84,6 +91,7 @@ class _Scan(namedtuple("_Scan", "vms disks unknown moved versions")):
     KiB)``) with their VMs' ``versions``, whose records say which volume
     each is.
     """
+    __slots__ = ()
 
 
 def _record(answer):
@@ -617,11 +625,10 @@ class VsphereOperations(object):
         the disk is (``identity``), so that it is known after Storage
         vMotion renames it.
 
-        The free slot is chosen under the VM's lock from its devices as they
-        are now, so that threads attaching to one VM never pick the same one;
-        other processes' changes meanwhile make vSphere refuse the
-        reconfiguration (``changeVersion``), which is then read and tried
-        again.
+        The free slot is chosen under the VM's lock (``_change_devices``),
+        so that threads attaching to one VM never pick the same one; other
+        processes' changes meanwhile make vSphere refuse the reconfiguration
+        (``changeVersion``), which is then read and tried again.
 
         :raises NoFreeDiskSlot: the VM has no room.
         :raises DiskLocked: the VM holds it already, or it runs and another
@@ -654,11 +661,11 @@ class VsphereOperations(object):
         """
         Detach the disk ``path`` from ``vm``; the file stays.
 
-        The device is looked up under the VM's lock, in the VM's devices as
-        they are now, and removed only if the VM did not change since
-        (``changeVersion``): a device removed is identified by its key, and
-        keys are reused when slots are, so a stale key could name another
-        disk.
+        The device is looked up under the VM's lock (``_change_devices``),
+        and removed only if the VM did not change since its devices were
+        read (``changeVersion``): a device removed is identified by its key,
+        and keys are reused when slots are, so a stale key could name
+        another disk.
 
         :raises DiskGone: the VM no longer holds the disk.
         :raises DiskMoved: it holds it under another name (``disk_uuid``
@@ -688,27 +695,47 @@ class VsphereOperations(object):
         makes of its devices, under the VM's lock, as often as vSphere says
         the VM is busy or changed meanwhile (``_retry_busy``).
 
-        The first attempt builds from the devices the view of the VMs holds,
-        when it holds them as they are since this process last changed the
-        VM (no request); the version they were read at makes vSphere refuse
-        the spec if the VM changed since.  Every other attempt, and the
-        first where ``build`` refused the view's devices (the view may be
-        behind), reads them now: every refusal the caller sees was decided
-        on the VM as it is.
+        First from the devices the view of the VMs holds, when it holds them
+        as they are since this process last changed the VM (no request);
+        the version they were read at makes vSphere refuse the spec if the
+        VM changed since.  If ``build`` refuses the view's devices, or
+        vSphere refuses the spec built from them as a view behind the VM
+        would make it (``_STALE_SPEC_FAULTS``, the disk locked), nothing is
+        decided on them: the devices are read now and the reconfiguration
+        built again at once, so that every refusal the caller sees was
+        decided on the VM as it is.  A VM busy with another task is retried
+        as after any attempt; other faults, a timeout or a lost connection
+        are the caller's.
         """
-        attempts = []
+        first = [True]
 
         def reconfigure():
-            spec = None if attempts else self._spec_from_view(vm, build)
-            attempts.append(spec)
-            if spec is None:
-                spec = build(*self._vm_config(vm))
-            self._reconfigure(vm, spec, description, path)
+            if first:
+                del first[:]
+                if self._reconfigure_from_view(vm, build, description, path):
+                    return
+            self._reconfigure(vm, build(*self._vm_config(vm)), description,
+                              path)
         with self._vm_lock(vm):
             try:
                 self._retry_busy(vm, reconfigure)
             finally:
                 self._view.changed(vm.ref)
+
+    def _reconfigure_from_view(self, vm, build, description, path):
+        """
+        Reconfigure ``vm`` with ``build``'s spec of the view's devices:
+        ``False`` where the view may be stale, or was (``build`` or vSphere
+        refused it as a stale view makes them).
+        """
+        spec = self._spec_from_view(vm, build)
+        if spec is None:
+            return False
+        try:
+            self._reconfigure(vm, spec, description, path)
+        except _STALE_SPEC_FAULTS + (DiskLocked,):
+            return False
+        return True
 
     def _spec_from_view(self, vm, build):
         """

@@ -481,7 +481,8 @@ class VCenter(object):
         except (TaskTimeout, PropertiesUnknown):
             keep = waiter.settled
             raise
-        except SessionObjectGone:
+        except (SessionObjectGone, vmodl.query.InvalidCollectorVersion):
+            # A new waiter reads the task's state afresh.
             raise _WaiterLost()
         except vmodl.fault.ManagedObjectNotFound as fault:
             if not _same_object(fault.obj, task):

@@ -14,13 +14,18 @@ import threading
 
 from pyVmomi import vim, vmodl
 
-from ._compat import text_type
+from ._compat import monotonic, text_type
 from ._logging import VM_VIEW_BUILT, log_message
 from .errors import VCenterUnavailable
 from .vcenter import ObjectProperties, SessionObjectGone
 
 #: How often one look rebuilds a view vCenter lost before giving up.
 _MAX_REBUILDS = 3
+
+#: Seconds after which the view is read in full again, whatever it says:
+#: its correctness rests on every update arriving, and this bounds how long
+#: one that went astray can mislead.
+MAX_AGE = 600.0
 
 #: Property changes that set a value, and those that unset it.
 _ASSIGN = frozenset(["assign"])
@@ -77,8 +82,12 @@ class VirtualMachineView(object):
         with nothing changed costs no work per VM.
     """
 
-    def __init__(self, vcenter, root, paths, derive):
+    def __init__(self, vcenter, root, paths, derive, max_age=MAX_AGE,
+                 clock=monotonic):
         self._vcenter = vcenter
+        self._max_age = max_age
+        self._clock = clock
+        self._built_at = None
         self._root = root
         self._paths = frozenset(paths)
         self._derive = derive
@@ -94,16 +103,19 @@ class VirtualMachineView(object):
         self._revision = 0
         self._snapshot = ViewSnapshot(0, {}, {})
         # Looks counted from 1; _updated: the look that last reported each
-        # VM; _changed: the look during which this process changed a VM.
+        # VM; _changed: the look during which this process changed a VM
+        # (under a lock of its own, never held across a request).
         self._looks = 0
         self._updated = {}
         self._changed = {}
+        self._changed_lock = threading.Lock()
 
     def current(self):
         """
         The VMs as vCenter reports them now: one request when nothing
         changed (the poll answers empty), one more per truncated answer;
-        four for a (re)build.
+        four for a build (and up to two more to destroy a lost view's
+        objects whose session lives).
 
         :returns ViewSnapshot:
         :raises VCenterUnavailable: vCenter kept losing the view.
@@ -119,6 +131,12 @@ class VirtualMachineView(object):
                 except _ViewLost as lost:
                     self._lost = lost.reason
                     continue
+                except Exception:
+                    if not self._version:
+                        # The full answer may have been sent and lost: it
+                        # is never asked of the same collector twice.
+                        self._lost = "the first answer was cut off"
+                    raise
                 return self._take_snapshot()
             raise VCenterUnavailable(
                 self._vcenter.config.vc_host, self._vcenter.config.vc_port,
@@ -130,25 +148,30 @@ class VirtualMachineView(object):
         This process changed ``vm`` (a reconfiguration ended): what the
         view holds of it is stale until a later look reports it again.
         """
-        with self._lock:
+        with self._changed_lock:
             self._changed[vm._moId] = self._looks
 
     def known(self, vm):
         """
         ``vm``'s ``ObjectProperties`` as the last look saw it, or ``None``
-        where that may be stale: the view does not hold it, or this process
-        changed it and no look has reported it since.
+        where that may be stale: the view does not hold it, lost track of
+        vCenter's updates since, or this process changed it and no look has
+        reported it since.
         """
         key = vm._moId
         with self._lock:
-            answer = self._answers.get(key)
-            if answer is None:
+            if self._why_rebuild() is not None:
                 return None
+            answer = self._answers.get(key)
+            updated = self._updated.get(key, 0)
+        if answer is None:
+            return None
+        with self._changed_lock:
             if key in self._changed:
-                if self._updated.get(key, 0) <= self._changed[key]:
+                if updated <= self._changed[key]:
                     return None
                 del self._changed[key]
-            return answer
+        return answer
 
     # -- keeping it current ----------------------------------------------------
 
@@ -157,6 +180,8 @@ class VirtualMachineView(object):
             return self._lost
         if self._generation != self._vcenter.generation:
             return "the session was opened again"
+        if self._clock() - self._built_at >= self._max_age:
+            return "read in full every {:.0f} seconds".format(self._max_age)
         return None
 
     def _build(self, reason):
@@ -181,7 +206,8 @@ class VirtualMachineView(object):
         self._answers = {}
         self._derived = {}
         self._updated = {}
-        self._changed = {}
+        with self._changed_lock:
+            self._changed = {}
         self._revision += 1
         try:
             vcenter.call_on_session_object(
@@ -191,6 +217,7 @@ class VirtualMachineView(object):
         except (SessionObjectGone, vmodl.fault.ManagedObjectNotFound):
             raise _ViewLost("the session ended as the view was made")
         self._lost = None
+        self._built_at = self._clock()
         log_message(VM_VIEW_BUILT, reason=reason)
 
     def _destroy_old(self):
@@ -258,6 +285,10 @@ class VirtualMachineView(object):
             self._derived.pop(key, None)
             return
         old = self._answers.get(key) if object_update.kind == "modify" else None
+        if object_update.kind == "modify" and old is None:
+            # What it did not change would be taken for unset.
+            raise _ViewLost("vCenter reported a change of a VM the view "
+                            "does not hold")
         values = dict(old.values) if old is not None else {}
         missing = dict(old.missing) if old is not None else {}
         for change in object_update.changeSet or ():

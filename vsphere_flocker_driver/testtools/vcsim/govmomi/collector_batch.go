@@ -20,11 +20,13 @@ package simulator
 //     so a filter over many VMs was collected again for each unrelated
 //     task update.
 //   - An answer holds one PropertyFilterUpdate per filter.
-//   - Each answer has a version of its own, and a request must name the
-//     collector's latest (or none, for everything): any other version is
-//     InvalidCollectorVersion, as on vCenter, where a client that lost
-//     track must read everything again. 0.24 answered "-" every time and
-//     accepted any version.
+//   - Each answer has a version of its own. A request names the
+//     collector's latest, or none (everything, from scratch, also when
+//     asked again), or the one before the latest (its client lost the last
+//     answer: the same answer again); any other version is
+//     InvalidCollectorVersion, after which a client must read everything
+//     again. 0.24 answered "-" every time and accepted any version, and a
+//     second request for everything answered nothing.
 
 import (
 	"context"
@@ -63,9 +65,12 @@ type collectorBatch struct {
 	// their updates that may still re-collect it (unseenUpdates). Used by
 	// the wait only, as PropertyFilter.refs is.
 	unseen map[types.ManagedObjectReference]map[types.ManagedObjectReference]int
-	// version counts the answers that carried updates; the latest is the
-	// only version a request may name. Guarded by the collector's mu.
-	version int
+	// version counts the answers that carried updates; last is the latest
+	// of them, computed from the version previous. Guarded by the
+	// collector's mu.
+	version  int
+	previous string
+	last     *types.UpdateSet
 }
 
 // filterCreated records that the collector has a filter whose contents it
@@ -83,17 +88,22 @@ func (pc *PropertyCollector) filterCreated() {
 // next one.
 func (pc *PropertyCollector) WaitForUpdatesEx(ctx *Context, r *types.WaitForUpdatesEx) soap.HasFault {
 	pc.mu.Lock()
-	latest := strconv.Itoa(pc.batch.version)
+	latest, previous, last := strconv.Itoa(pc.batch.version), pc.batch.previous, pc.batch.last
 	pc.mu.Unlock()
 	if r.Version != "" && r.Version != latest {
+		if r.Version == previous && last != nil {
+			// The last answer never reached the client: it again.
+			return &methods.WaitForUpdatesExBody{Res: &types.WaitForUpdatesExResponse{Returnval: last}}
+		}
 		return &methods.WaitForUpdatesExBody{Fault_: Fault(
-			"version "+r.Version+" is not this collector's latest", new(types.InvalidCollectorVersion))}
+			"version "+r.Version+" is not one this collector can answer", new(types.InvalidCollectorVersion))}
 	}
 	res := pc.waitForUpdates(ctx, r)
 	if body, ok := res.(*methods.WaitForUpdatesExBody); ok && body.Res != nil && body.Res.Returnval != nil {
 		pc.mu.Lock()
 		pc.batch.version++
 		body.Res.Returnval.Version = strconv.Itoa(pc.batch.version)
+		pc.batch.previous, pc.batch.last = r.Version, body.Res.Returnval
 		pc.mu.Unlock()
 	}
 	return res
@@ -127,7 +137,16 @@ func (pc *PropertyCollector) waitForUpdates(ctx *Context, r *types.WaitForUpdate
 		ctx.Map.AddHandler(pc)
 		pc.mu.Lock()
 		pc.batch.newFilters = false
+		// Everything, from scratch: what was queued or sent before is in
+		// it (asked again, 0.24 answered only objects not sent yet).
+		pc.updates = nil
+		pc.batch.unseen = nil
 		pc.mu.Unlock()
+		for _, ref := range pc.Filter {
+			if filter, ok := ctx.Session.Get(ref).(*PropertyFilter); ok {
+				filter.refs = make(map[types.ManagedObjectReference]struct{})
+			}
+		}
 		if fault := pc.answerUpdates(ctx, set, nil, true); fault != nil {
 			body.Fault_ = Fault("", fault)
 			body.Res = nil
