@@ -524,7 +524,8 @@ class VCenter(object):
             view = self.call(content.viewManager.CreateListView, [task])
             collector = self.call(
                 content.propertyCollector.CreatePropertyCollector)
-            self.call(collector.CreateFilter, _task_view_spec(view),
+            self.call(collector.CreateFilter,
+                      view_spec(view, vim.Task, _TASK_PROPERTIES),
                       partialUpdates=False)
         except vmodl.fault.ManagedObjectNotFound as fault:
             if _same_object(fault.obj, task):
@@ -714,15 +715,17 @@ def _same_object(obj, other):
             and getattr(obj, "_moId", None) == getattr(other, "_moId", None))
 
 
-def _task_view_spec(view):
-    """A filter spec for the task properties read of every task in ``view``."""
+def view_spec(view, kind, paths):
+    """
+    A filter spec for ``paths`` of every ``kind`` in ``view`` (a
+    ``ListView`` or ``ContainerView``), not of the view itself.
+    """
     Collector = vmodl.query.PropertyCollector
     return Collector.FilterSpec(
         objectSet=[Collector.ObjectSpec(obj=view, skip=True, selectSet=[
-            Collector.TraversalSpec(name="tasks", type=vim.view.ListView,
+            Collector.TraversalSpec(name="members", type=type(view),
                                     path="view", skip=False)])],
-        propSet=[Collector.PropertySpec(type=vim.Task,
-                                        pathSet=list(_TASK_PROPERTIES))])
+        propSet=[Collector.PropertySpec(type=kind, pathSet=list(paths))])
 
 
 def filter_spec(objects, kind, paths):

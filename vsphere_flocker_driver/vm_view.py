@@ -17,7 +17,7 @@ from pyVmomi import vim, vmodl
 from ._compat import monotonic, text_type
 from ._logging import VM_VIEW_BUILT, log_message
 from .errors import VCenterUnavailable
-from .vcenter import ObjectProperties, SessionObjectGone
+from .vcenter import ObjectProperties, SessionObjectGone, view_spec
 
 #: How often one look rebuilds a view vCenter lost before giving up.
 _MAX_REBUILDS = 3
@@ -131,12 +131,6 @@ class VirtualMachineView(object):
                 except _ViewLost as lost:
                     self._lost = lost.reason
                     continue
-                except Exception:
-                    if not self._version:
-                        # The full answer may have been sent and lost: it
-                        # is never asked of the same collector twice.
-                        self._lost = "the first answer was cut off"
-                    raise
                 return self._take_snapshot()
             raise VCenterUnavailable(
                 self._vcenter.config.vc_host, self._vcenter.config.vc_port,
@@ -212,7 +206,7 @@ class VirtualMachineView(object):
         try:
             vcenter.call_on_session_object(
                 self._collector.CreateFilter,
-                _view_spec(self._view, sorted(self._paths)),
+                view_spec(self._view, vim.VirtualMachine, sorted(self._paths)),
                 partialUpdates=False)
         except (SessionObjectGone, vmodl.fault.ManagedObjectNotFound):
             raise _ViewLost("the session ended as the view was made")
@@ -247,6 +241,11 @@ class VirtualMachineView(object):
             the version.
         """
         options = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0)
+        if not self._version:
+            # Until the full answer is taken in, whatever cuts it short: it
+            # may have been sent and lost, and is never asked twice of the
+            # same collector.
+            self._lost = "the first answer was cut off"
         while True:
             try:
                 update = self._vcenter.call_on_session_object(
@@ -259,13 +258,14 @@ class VirtualMachineView(object):
             except vmodl.fault.RequestCanceled:
                 raise _ViewLost("vCenter cancelled the view's update")
             if update is None:
-                return
+                break
             for filter_update in update.filterSet or ():
                 for object_update in filter_update.objectSet or ():
                     self._take_in(object_update)
             self._version = update.version
             if not update.truncated:
-                return
+                break
+        self._lost = None
 
     def _take_in(self, object_update):
         """
@@ -321,15 +321,4 @@ class VirtualMachineView(object):
             self._snapshot = ViewSnapshot(self._revision, dict(self._answers),
                                           dict(self._derived))
         return self._snapshot
-
-
-def _view_spec(view, paths):
-    """A filter spec for ``paths`` of every VM in the container ``view``."""
-    Collector = vmodl.query.PropertyCollector
-    return Collector.FilterSpec(
-        objectSet=[Collector.ObjectSpec(obj=view, skip=True, selectSet=[
-            Collector.TraversalSpec(name="vms", type=vim.view.ContainerView,
-                                    path="view", skip=False)])],
-        propSet=[Collector.PropertySpec(type=vim.VirtualMachine,
-                                        pathSet=list(paths))])
 
