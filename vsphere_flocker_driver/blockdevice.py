@@ -129,12 +129,13 @@ class VsphereBlockDeviceAPI(object):
         """
         return self._find(blockdevice_id)[0]
 
-    def _find(self, blockdevice_id):
+    def _find(self, blockdevice_id, attachments=None):
         """
         The volume's disk, and who holds which of the cluster's disks, read
-        together: one search of its dataset and one look at the VMs.  The disk
-        is found in the cluster's folders, or on the VM holding it wherever
-        Storage vMotion moved it.
+        together: one search of its dataset and one look at the VMs (or
+        ``attachments``, read just before).  The disk is found in the
+        cluster's folders, or on the VM holding it wherever Storage vMotion
+        moved it.
 
         :raises UnknownVolume:
         :raises VirtualMachinesUnknown: no disk was found, but vCenter did
@@ -146,7 +147,8 @@ class VsphereBlockDeviceAPI(object):
             raise UnknownVolume(_as_text(blockdevice_id))
         # Who holds what first, then the files: a disk detached in between
         # is then on its way home, and its transit marker already there.
-        attachments = self._attachments()
+        if attachments is None:
+            attachments = self._attachments()
         found = self._operations.search_disks(self._layout, dataset_id)
         disks = _with_moved(self._way_home.settle(found, attachments),
                             attachments.moved_disks(dataset_id))
@@ -472,8 +474,7 @@ class VsphereBlockDeviceAPI(object):
         for held in self._attachments().disks:
             if held.moved is not None:
                 continue  # a volume the holder records: not destroyed
-            if dataset_id_of_file(held.path.path.rpartition("/")[2]) == \
-                    dataset_id:
+            if _dataset_of(held) == dataset_id:
                 self._let_go_of_deleted(DiskFile(
                     path=held.path, dataset_id=dataset_id, profile="",
                     size=0))
@@ -570,18 +571,25 @@ class VsphereBlockDeviceAPI(object):
             return self._detach(blockdevice_id)
 
     def _detach(self, blockdevice_id):
-        disk, attachments = self._find(blockdevice_id)
-        holder = attachments.holder(disk.path)
+        # A held disk is the view's to find: no search.  Only when the view
+        # leaves a doubt is the dataset searched, to tell an unattached
+        # volume from an unknown one.
+        attachments = self._attachments()
+        holder = _sole_holding(parse_dataset_id(blockdevice_id), attachments)
         if holder is None:
-            raise UnattachedVolume(_as_text(blockdevice_id))
-        moving = self._way_home.start(disk)
+            disk, attachments = self._find(blockdevice_id, attachments)
+            holder = attachments.holder(disk.path)
+            if holder is None:
+                raise UnattachedVolume(_as_text(blockdevice_id))
+        moving = (None if holder.moved is None
+                  else self._way_home.start(holder.moved))
         disk_uuid = self._disk_uuid(blockdevice_id, holder)
         if self._is_this_node(holder.vm):
             # The guest flushes and lets go of the device first, so the
             # kernel does not keep a dead disk.
             self._guest.release_disk(disk_uuid)
         try:
-            self._operations.detach_disk(holder.vm, disk.path, disk_uuid)
+            self._operations.detach_disk(holder.vm, holder.path, disk_uuid)
         except DiskGone:
             raise UnattachedVolume(_as_text(blockdevice_id))
         if moving is not None:
@@ -719,6 +727,30 @@ def _with_moved(found, moved):
     """The disks ``found`` by a search, and those ``moved`` not among them."""
     paths = set(disk.path for disk in found)
     return list(found) + [disk for disk in moved if disk.path not in paths]
+
+
+def _sole_holding(dataset_id, attachments):
+    """
+    The ``Attachment`` of the dataset's disk when ``attachments`` settle
+    who holds it beyond doubt: every VM's disks reported, and one disk of
+    the dataset held (by one VM, or by several where powered-off VMs took
+    it).  ``None`` otherwise: no disk held, several disks, or a VM whose
+    disks vCenter did not give.
+    """
+    if dataset_id is None or attachments.unknown:
+        return None
+    held = [attachment for attachment in attachments.disks
+            if _dataset_of(attachment) == dataset_id]
+    if len(set(attachment.path for attachment in held)) != 1:
+        return None
+    return held[0]
+
+
+def _dataset_of(attachment):
+    """The dataset whose volume the held disk is."""
+    if attachment.moved is not None:
+        return attachment.moved.dataset_id
+    return dataset_id_of_file(attachment.path.path.rpartition("/")[2])
 
 
 def _node_id(node_id):
