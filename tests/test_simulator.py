@@ -1489,6 +1489,55 @@ def test_task_delay_end_reaches_wait_for_updates(slow_sim):
         Disconnect(instance)
 
 
+def test_a_vms_recent_tasks_report_a_task_from_its_start(slow_sim):
+    """
+    A task a client starts is in its entity's recentTask by the time its
+    start answers (vcsim/recenttask.go): a filter traversing a VM's
+    recentTask reports a reconfiguration running at the first poll after
+    it started, and then ended; a search is in its datastore's.
+    """
+    collector = vmodl.query.PropertyCollector
+    instance = slow_sim.connect()
+    try:
+        content = instance.RetrieveContent()
+        vm = find_entity(content, vim.VirtualMachine, slow_sim.vms[0].name)
+        own = content.propertyCollector.CreatePropertyCollector()
+        try:
+            own.CreateFilter(collector.FilterSpec(
+                objectSet=[collector.ObjectSpec(obj=vm, skip=True, selectSet=[
+                    collector.TraversalSpec(type=vim.VirtualMachine,
+                                            path="recentTask")])],
+                propSet=[collector.PropertySpec(
+                    type=vim.Task, pathSet=["info.state"])]),
+                partialUpdates=False)
+            poll = collector.WaitOptions(maxWaitSeconds=0)
+            first = own.WaitForUpdatesEx("", poll)
+            version = first.version if first is not None else ""
+            task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="x"))
+
+            def states(update):
+                return [(object_update.obj, object_update.kind,
+                         object_update.changeSet[0].val)
+                        for filter_update in update.filterSet
+                        for object_update in filter_update.objectSet]
+            update = own.WaitForUpdatesEx(version, poll)
+            assert states(update) == [(task, "enter", "running")]
+            update = own.WaitForUpdatesEx(
+                update.version, collector.WaitOptions(maxWaitSeconds=10))
+            assert states(update) == [(task, "modify", "success")]
+            assert task in vm.recentTask
+        finally:
+            own.DestroyPropertyCollector()
+        datastore = find_entity(content, vim.Datastore,
+                                sorted(slow_sim.datastores)[0])
+        search = datastore.browser.SearchDatastoreSubFolders_Task(
+            datastorePath="[%s]" % (datastore.name,),
+            searchSpec=vim.host.DatastoreBrowser.SearchSpec())
+        assert search in datastore.recentTask
+    finally:
+        Disconnect(instance)
+
+
 def test_task_delay_option():
     assert "-task-delay" not in Simulator()._arguments
     arguments = Simulator(task_delay=0.25)._arguments

@@ -8,8 +8,9 @@
 // (missingSet) and, as opt-ins, vSAN and VVol datastores whose top-level
 // folders are namespaces (namespaces.go), datastore clusters under Storage
 // DRS (pods.go) and Storage vMotion that moves and renames disks
-// (relocate.go), and tasks that are still running when their client first
-// looks, as on vCenter (-task-delay, taskdelay.go).
+// (relocate.go), tasks that are still running when their client first
+// looks, as on vCenter (-task-delay, taskdelay.go), and entities' recentTask
+// (recenttask.go).
 //
 // It prints one JSON line describing the inventory once it listens, then
 // serves until SIGINT or SIGTERM (or, with -stdin-watch, until stdin
@@ -269,7 +270,7 @@ func main() {
 	}
 	s := m.Service.NewServer()
 	defer s.Close()
-	delayTasks(s, *taskDelay)
+	watchStartedTasks(s, *taskDelay)
 	if len(namespaceDatastores) != 0 {
 		registerIntercept(m.Service, s.URL.Hostname(), "localhost", "127.0.0.1")
 	}

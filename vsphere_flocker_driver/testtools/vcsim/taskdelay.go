@@ -65,13 +65,11 @@ func (a *heldAnswer) Write(p []byte) (int, error) {
 	return a.body.Write(p)
 }
 
-// delayTasks makes every task started over the SDK endpoint report its end
+// watchStartedTasks makes every task started over the SDK endpoint enter
+// its entity's recentTask (recenttask.go) and, with a delay, report its end
 // delay after the request that started it answered. The server's handler
 // is replaced before anyone knows its address.
-func delayTasks(s *simulator.Server, delay time.Duration) {
-	if delay <= 0 {
-		return
-	}
+func watchStartedTasks(s *simulator.Server, delay time.Duration) {
 	next := s.Config.Handler
 	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/sdk") {
@@ -81,7 +79,11 @@ func delayTasks(s *simulator.Server, delay time.Duration) {
 		answer := &heldAnswer{header: w.Header()}
 		next.ServeHTTP(answer, r)
 		for _, m := range startedTask.FindAllSubmatch(answer.body.Bytes(), -1) {
-			holdTask(types.ManagedObjectReference{Type: "Task", Value: string(m[1])}, delay)
+			ref := types.ManagedObjectReference{Type: "Task", Value: string(m[1])}
+			if delay > 0 {
+				holdTask(ref, delay)
+			}
+			noteRecentTask(ref)
 		}
 		if answer.status != 0 {
 			w.WriteHeader(answer.status)
