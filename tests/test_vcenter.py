@@ -178,8 +178,10 @@ def test_operations_make_few_soap_calls(api, simulator, monkeypatch):
     Once the view of the VMs is built, a list is a poll of it, a search and
     the search's wait; an attach or a detach reads no VM but from the view
     (no RetrievePropertiesEx): the target's devices are the view's, its
-    holder is the view's.  A detach of a held disk searches no datastore:
-    the view says which disk is held, and where.
+    holder is the view's, and the view's polls tell the reconfiguration's
+    end.  A detach of a held disk searches no datastore: the view says
+    which disk is held, and where.  (This simulator ends tasks before their
+    start answers; see ``test_operations_with_running_tasks``.)
     """
     node = simulator.vms[0].instance_uuid
     volumes = [api.create_volume(uuid.uuid4(), 1024 ** 3) for _ in range(5)]
@@ -190,12 +192,15 @@ def test_operations_make_few_soap_calls(api, simulator, monkeypatch):
                              "ResetListView", "WaitForUpdatesEx"]
     del counter.calls[:]
     api.attach_volume(volumes[1].blockdevice_id, node)
-    assert len(counter.calls) <= 8, counter.calls
-    assert "RetrievePropertiesEx" not in counter.calls
+    # The reconfiguration's end is in the view's poll, with the VM's change.
+    assert counter.calls == [
+        "WaitForUpdatesEx", "SearchDatastoreSubFolders_Task",
+        "ResetListView", "WaitForUpdatesEx", "ReconfigVM_Task",
+        "WaitForUpdatesEx"]
     del counter.calls[:]
     api.detach_volume(volumes[1].blockdevice_id)
     assert counter.calls == ["WaitForUpdatesEx", "ReconfigVM_Task",
-                             "ResetListView", "WaitForUpdatesEx"]
+                             "WaitForUpdatesEx"]
 
 
 def test_task_wait_through_property_updates(dataset_config, logger):
@@ -537,3 +542,76 @@ def end_session(session, simulator):
             sessionId=[key])
     finally:
         Disconnect(instance)
+
+
+def test_operations_with_running_tasks(slow_simulator, monkeypatch):
+    """
+    With tasks still running at the first look, as on vCenter: a list is a
+    poll of the view, the search, and the search's wait (pointing the
+    waiter at it, its report of the task running, then of its end); an
+    attach adds the reconfiguration and two polls of the view (the task
+    running, then ended with the VM changed), and needs no look after it;
+    a detach is a poll, the reconfiguration and the same two polls.
+    """
+    dataset = slow_simulator.dataset_config()
+    api = vsphere_from_configuration(uuid.uuid4(), **dataset)
+    node = slow_simulator.vms[0].instance_uuid
+    volumes = [api.create_volume(uuid.uuid4(), 1024 ** 3) for _ in range(2)]
+    # The first reconfiguration of a VM makes the view watch its tasks.
+    api.attach_volume(volumes[0].blockdevice_id, node)
+    counter = SoapCounter(monkeypatch)
+    api.list_volumes()
+    search = ["SearchDatastoreSubFolders_Task", "ResetListView",
+              "WaitForUpdatesEx", "WaitForUpdatesEx"]
+    assert counter.calls == ["WaitForUpdatesEx"] + search
+    del counter.calls[:]
+    api.attach_volume(volumes[1].blockdevice_id, node)
+    reconfigure = ["ReconfigVM_Task", "WaitForUpdatesEx", "WaitForUpdatesEx"]
+    assert counter.calls == ["WaitForUpdatesEx"] + search + reconfigure
+    del counter.calls[:]
+    api.detach_volume(volumes[1].blockdevice_id)
+    assert counter.calls == ["WaitForUpdatesEx"] + reconfigure
+    del counter.calls[:]
+    listed = dict((volume.blockdevice_id, volume.attached_to)
+                  for volume in api.list_volumes())
+    assert listed == {volumes[0].blockdevice_id: node,
+                      volumes[1].blockdevice_id: None}
+
+
+def test_lists_while_another_thread_waits_through_the_view(slow_simulator):
+    """
+    One thread's reconfiguration waits through the view of the VMs while
+    other threads list and detach: each look waits its turn, none fails,
+    and every thread sees what the others did once they are done.
+    """
+    dataset = slow_simulator.dataset_config()
+    api = vsphere_from_configuration(uuid.uuid4(), **dataset)
+    node = slow_simulator.vms[0].instance_uuid
+    volumes = [api.create_volume(uuid.uuid4(), 1024 ** 3) for _ in range(3)]
+    api.attach_volume(volumes[0].blockdevice_id, node)
+    failures = []
+
+    def run(operation, *args):
+        try:
+            operation(*args)
+        except Exception as error:  # reported below, with its thread's work
+            failures.append((operation.__name__, error))
+    threads = [
+        threading.Thread(target=run, args=(api.attach_volume,
+                                           volumes[1].blockdevice_id, node)),
+        threading.Thread(target=run, args=(api.attach_volume,
+                                           volumes[2].blockdevice_id, node)),
+        threading.Thread(target=run, args=(api.detach_volume,
+                                           volumes[0].blockdevice_id))]
+    threads += [threading.Thread(target=run, args=(api.list_volumes,))
+                for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+    listed = dict((volume.blockdevice_id, volume.attached_to)
+                  for volume in api.list_volumes())
+    assert listed == {volumes[0].blockdevice_id: None,
+                      volumes[1].blockdevice_id: node,
+                      volumes[2].blockdevice_id: node}

@@ -264,3 +264,46 @@ def test_the_view_is_read_in_full_again_once_it_is_old(make_assembly,
              if message.get("message_type") ==
              "vsphere_flocker_driver:vm_view:built"]
     assert built[-2:] == ["first look", "read in full every 60 seconds"]
+
+
+def test_a_task_the_view_does_not_see_is_waited_for_another_way(
+        make_assembly, simulator, monkeypatch):
+    """
+    The view loses its collector between watching a VM's tasks and the
+    reconfiguration's wait: the wait goes on with a task waiter, the attach
+    succeeds, and the next look rebuilds the view and sees it.
+    """
+    assembly = make_assembly()
+    api = assembly.api
+    view = assembly.operations._view
+    node = simulator.vms[0].instance_uuid
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    watch = view.watch_tasks
+
+    def watch_then_lose(vm):
+        watch(vm)
+        view._collector.DestroyPropertyCollector()
+    monkeypatch.setattr(view, "watch_tasks", watch_then_lose)
+    answers = Answers(monkeypatch)
+    api.attach_volume(volume.blockdevice_id, node)
+    names = answers.names()
+    reconfigured = names.index("ReconfigVM_Task")
+    assert "ResetListView" in names[reconfigured:] or \
+        "CreateListView" in names[reconfigured:]
+    monkeypatch.setattr(view, "watch_tasks", watch)
+    assert holders(api) == {volume.blockdevice_id: node}
+
+
+def test_tasks_of_vms_never_watched_are_not_waited_for_by_the_view(
+        make_assembly, simulator, vcenter):
+    """
+    The view waits only for tasks of VMs whose tasks it watched before they
+    started: for any other it says so at once, with no request.
+    """
+    assembly = make_assembly()
+    view = assembly.operations._view
+    records(assembly.operations)
+    vm = find_vm(vcenter, simulator.vms[1].name)
+    task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="unwatched"))
+    assert view.task_info(task, vm, "annotate", float("inf")) is None
+    wait(task)

@@ -536,9 +536,15 @@ class VsphereBlockDeviceAPI(object):
         vSphere's file lock stops a second running VM from opening an
         attached disk, but not a VM that is powered off.  Whoever sees the
         disk on two VMs after attaching detaches its own: a disk is never
-        left attached twice.
+        left attached twice.  What vCenter reported by the end of the
+        attach is looked at (no request when the view of the VMs saw it
+        end), and read again unless it shows the attach itself.
         """
-        holders = self._attachments().holders(disk.path)
+        holders = self._operations.attachments(
+            self._layout, since_change_of=vm).holders(disk.path)
+        if vm.instance_uuid not in set(holder.vm.instance_uuid
+                                       for holder in holders):
+            holders = self._attachments().holders(disk.path)
         if len(set(holder.vm.instance_uuid for holder in holders)) > 1:
             for holder in holders:
                 if holder.vm.instance_uuid == vm.instance_uuid:

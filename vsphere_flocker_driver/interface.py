@@ -122,10 +122,13 @@ class IVsphereOperations(Interface):
     def virtual_machines():
         """Every VM of the datacenter, as ``VirtualMachineRecord``."""
 
-    def attachments(layout):
+    def attachments(layout, since_change_of=None):
         """
         Every VM, and which of them holds which of ``layout``'s disks, as
-        vCenter reports them at one moment: an ``Attachments``.
+        vCenter reports them at one moment: an ``Attachments``.  With
+        ``since_change_of`` (a ``VirtualMachineRecord`` this process just
+        reconfigured), that moment may be the end of the reconfiguration
+        rather than now.
         """
 
     def find_vms_by_bios_uuid(bios_uuid):

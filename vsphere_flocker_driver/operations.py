@@ -454,7 +454,7 @@ class VsphereOperations(object):
         return [snapshot.derived[key].record for key in sorted(snapshot.derived)]
 
     @_refused_as("read the virtual machines' disks")
-    def attachments(self, layout):
+    def attachments(self, layout, since_change_of=None):
         """
         Every VM, and which of them holds which of ``layout``'s disks, from
         the view of the VMs: one request (a poll carrying only what changed
@@ -463,9 +463,13 @@ class VsphereOperations(object):
         changed since this process last read its ``extraConfig`` (which
         says which volume the disk is).  Other disks are no business of the
         cluster and are left out.  With nothing changed, nothing is worked
-        out again per VM.
+        out again per VM.  With ``since_change_of`` (a VM this process
+        just reconfigured), as vCenter reported them at the end of that
+        reconfiguration or later: no request at all when the view saw it
+        end.
         """
-        snapshot = self._view.current()
+        vm = None if since_change_of is None else since_change_of.ref
+        snapshot = self._view.current(since_change_of=vm)
         namespaced = self._namespaced()
         key = (snapshot.revision, layout, namespaced)
         with self._scan_lock:
@@ -832,9 +836,17 @@ class VsphereOperations(object):
 
     def _reconfigure(self, vm, spec, description, path):
         with RECONFIGURE_VM(vm=vm.ref._moId, description=description):
+            # Waited for through the view: its polls tell the task's end
+            # with the VM's changes (see VirtualMachineView.task_info).
+            self._view.watch_tasks(vm.ref)
+
+            def through_view(task, deadline):
+                return self._view.task_info(task, vm.ref, description,
+                                            deadline)
             try:
-                self.vcenter.run_task(vm.ref.ReconfigVM_Task, description,
-                                      spec=spec)
+                self.vcenter.wait_for_task(
+                    self.vcenter.call(vm.ref.ReconfigVM_Task, spec=spec),
+                    description, watcher=through_view)
             except (vim.fault.FileLocked, vim.fault.GenericVmConfigFault) as fault:
                 if _is_lock_fault(fault):
                     raise DiskLocked(text_type(path))

@@ -36,7 +36,7 @@ API_VERSION = "vim.version.version10"
 PBM_PATH = "/pbm"
 PBM_VERSION = "pbm.version.version2"
 
-_TERMINAL_TASK_STATES = ("success", "error")
+TERMINAL_TASK_STATES = ("success", "error")
 
 # All that is read of a task: the whole ``info`` of some tasks does not
 # deserialise (see ``wait_for_task``).
@@ -404,9 +404,14 @@ class VCenter(object):
         task = self.call(method, *args, **kwargs)
         return self.wait_for_task(task, description)
 
-    def wait_for_task(self, task, description):
+    def wait_for_task(self, task, description, watcher=None):
         """
         Wait for ``task`` to end, driven by vCenter's property updates.
+
+        A ``watcher`` whose collector reports the task already (the view of
+        the VMs, for a reconfiguration: ``VirtualMachineView.task_info``)
+        is asked first; where it does not see the task, the wait goes on as
+        follows.
 
         Only ``info.state``, ``info.error`` and ``info.result`` are read: the
         whole ``info`` of some tasks does not deserialise (see the notes on
@@ -423,7 +428,10 @@ class VCenter(object):
         what the task was doing.
         """
         with WAIT_FOR_TASK(task=task._moId, description=description):
-            info = self._wait_for_task_update(task, description)
+            deadline = monotonic() + self.config.operation_timeout
+            info = None if watcher is None else watcher(task, deadline)
+            if info is None:
+                info = self._wait_for_task_update(task, description, deadline)
             if info.get("info.state") == "error":
                 fault = info.get("info.error")
                 if isinstance(fault, vim.fault.RestrictedVersion):
@@ -436,18 +444,20 @@ class VCenter(object):
                 raise fault
             return info.get("info.result")
 
-    def _wait_for_task_update(self, task, description):
+    def _wait_for_task_update(self, task, description, deadline=None):
         """
         Wait until ``task`` ends, on a waiter of this session's; one whose
         objects died with their session (it was opened again meanwhile) is
         replaced by a new one, a bounded number of times.
 
         :returns: ``{property path: value}`` of the ended task.
-        :raises TaskTimeout: it did not end within the operation timeout.
+        :raises TaskTimeout: it did not end by ``deadline`` (by default,
+            within the operation timeout).
         :raises VCenterUnavailable: the waiters kept disappearing.
         """
         timeout = self.config.operation_timeout
-        deadline = monotonic() + timeout
+        if deadline is None:
+            deadline = monotonic() + timeout
         info = {}
         lost = 0
         while True:
@@ -569,11 +579,8 @@ class VCenter(object):
             if remaining <= 0:
                 raise TaskTimeout(task._moId, description,
                                   info.get("info.state"), timeout)
-            # vCenter answers after at most maxWaitSeconds, which stays
-            # below the request's own timeout (the operation timeout).
             options = vmodl.query.PropertyCollector.WaitOptions(
-                maxWaitSeconds=max(1, int(min(
-                    remaining, _MAX_WAIT_SECONDS, timeout / 2))))
+                maxWaitSeconds=task_wait_seconds(remaining, timeout))
             waiter.settled = False
             try:
                 update = self.call_on_session_object(
@@ -600,7 +607,7 @@ class VCenter(object):
                     for change in object_update.changeSet or ():
                         info[change.name] = change.val
                     self._check_update(task, object_update, waiter.generation)
-            if info.get("info.state") in _TERMINAL_TASK_STATES:
+            if info.get("info.state") in TERMINAL_TASK_STATES:
                 return info
 
     def _check_update(self, task, object_update, generation):
@@ -713,6 +720,16 @@ def _same_object(obj, other):
     """Whether two managed objects (or a fault's ``obj``) are one."""
     return (obj is not None
             and getattr(obj, "_moId", None) == getattr(other, "_moId", None))
+
+
+def task_wait_seconds(remaining, timeout):
+    """
+    The ``maxWaitSeconds`` of one wait for a task's update, ``remaining``
+    seconds before its deadline: vCenter answers after at most that, which
+    stays below the request's own timeout (the operation timeout,
+    ``timeout``).
+    """
+    return max(1, int(min(remaining, _MAX_WAIT_SECONDS, timeout / 2)))
 
 
 def view_spec(view, kind, paths):

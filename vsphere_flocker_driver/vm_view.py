@@ -16,8 +16,10 @@ from pyVmomi import vim, vmodl
 
 from ._compat import monotonic, text_type
 from ._logging import VM_VIEW_BUILT, log_message
-from .errors import VCenterUnavailable
-from .vcenter import ObjectProperties, SessionObjectGone, view_spec
+from .errors import TaskTimeout, VCenterUnavailable
+from .vcenter import (
+    TERMINAL_TASK_STATES, ObjectProperties, SessionObjectGone,
+    task_wait_seconds, view_spec)
 
 #: How often one look rebuilds a view vCenter lost before giving up.
 _MAX_REBUILDS = 3
@@ -26,6 +28,9 @@ _MAX_REBUILDS = 3
 #: its correctness rests on every update arriving, and this bounds how long
 #: one that went astray can mislead.
 MAX_AGE = 600.0
+
+#: What the view reads of the tasks of the VMs it watches the tasks of.
+TASK_PROPERTIES = ("info.state", "info.error")
 
 #: Property changes that set a value, and those that unset it.
 _ASSIGN = frozenset(["assign"])
@@ -71,7 +76,14 @@ class VirtualMachineView(object):
     collector or its version (a vCenter restart, an administrator ending
     the session): it is never trusted past a gap in its updates.
 
-    Safe to use from several threads: looks are serialised.
+    It also waits for the tasks of the VMs this process reconfigures
+    (``watch_tasks``, ``task_info``): a filter on a VM's ``recentTask``
+    makes vCenter report each of its tasks from its start, with the VMs'
+    own changes, so that a wait is the polls that tell the task running
+    and then ended, and the view is current once the task ended.
+
+    Safe to use from several threads: looks are serialised, and a look
+    waits while another thread waits through the view for its task.
 
     :param VCenter vcenter: The session.
     :param root: A callable giving the folder whose VMs are watched (every
@@ -109,18 +121,33 @@ class VirtualMachineView(object):
         self._updated = {}
         self._changed = {}
         self._changed_lock = threading.Lock()
+        # The VMs whose tasks the view's collector reports (a filter each),
+        # the tasks' properties as last reported ({task _moId: {path:
+        # value}}), those of which vCenter did not give one, and the VMs
+        # whose last task this process waited for ended as the view saw.
+        self._task_vms = {}
+        self._tasks = {}
+        self._untold_tasks = set()
+        self._seen_end = set()
 
-    def current(self):
+    def current(self, since_change_of=None):
         """
         The VMs as vCenter reports them now: one request when nothing
         changed (the poll answers empty), one more per truncated answer;
         four for a build (and up to two more to destroy a lost view's
-        objects whose session lives).
+        objects whose session lives).  With ``since_change_of`` (a VM this
+        process just reconfigured), the VMs as vCenter reported them at the
+        end of that reconfiguration or later: no request when the view saw
+        it end.
 
         :returns ViewSnapshot:
         :raises VCenterUnavailable: vCenter kept losing the view.
         """
         with self._lock:
+            if since_change_of is not None and \
+                    self._why_rebuild() is None and \
+                    since_change_of._moId in self._seen_end:
+                return self._take_snapshot()
             self._looks += 1
             for _ in range(_MAX_REBUILDS):
                 try:
@@ -140,10 +167,92 @@ class VirtualMachineView(object):
     def changed(self, vm):
         """
         This process changed ``vm`` (a reconfiguration ended): what the
-        view holds of it is stale until a later look reports it again.
+        view holds of it is stale until a later look reports it again --
+        unless the view saw the reconfiguration end, with the changes vCenter
+        reported by then.  (Were one of them late, a reconfiguration built
+        from the view carries the VM's old ``config.changeVersion``, and
+        vSphere refuses it.)
         """
+        with self._lock:
+            seen = vm._moId in self._seen_end
+        if seen:
+            return
         with self._changed_lock:
             self._changed[vm._moId] = self._looks
+
+    # -- the VMs' tasks --------------------------------------------------------
+
+    def watch_tasks(self, vm):
+        """
+        Have the view's collector report ``vm``'s tasks from their start
+        (one request, once per VM and build); to be called before a task of
+        ``vm`` is started that ``task_info`` is to wait for.  Where the view
+        cannot (it is not built, vCenter refuses), nothing is done: the
+        wait then goes another way.
+        """
+        key = vm._moId
+        with self._lock:
+            self._seen_end.discard(key)
+            if key in self._task_vms or self._why_rebuild() is not None:
+                return
+            try:
+                task_filter = self._vcenter.call_on_session_object(
+                    self._collector.CreateFilter, _recent_tasks_spec(vm),
+                    partialUpdates=False)
+            except SessionObjectGone:
+                self._lost = "vCenter lost the view's collector"
+                return
+            except vmodl.MethodFault:
+                return  # the wait goes another way
+            self._task_vms[key] = task_filter._moId
+
+    def task_info(self, task, vm, description, deadline):
+        """
+        ``{path: value}`` of ``vm``'s ``task`` once it ended, from the
+        view's updates (``watch_tasks``): a poll that reports it started,
+        and waits that end when anything the view holds changes, until the
+        task is reported ended.  ``None`` where the view does not see the
+        task (it did not watch ``vm`` when the task started, vCenter did
+        not report it, or the view lost track of vCenter's updates): the
+        caller waits for it another way.
+
+        :raises TaskTimeout: it did not end by ``deadline``.
+        """
+        key = task._moId
+        timeout = self._vcenter.config.operation_timeout
+        with self._lock:
+            if vm._moId not in self._task_vms or \
+                    self._why_rebuild() is not None:
+                return None
+            polled = False
+            while True:
+                info = self._tasks.get(key)
+                state = None if info is None else info.get("info.state")
+                if state in TERMINAL_TASK_STATES:
+                    self._seen_end.add(vm._moId)
+                    return dict(info)
+                if polled and (info is None or key in self._untold_tasks):
+                    # Never reported, gone again, or not told: a waiter
+                    # reads its state itself.
+                    return None
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    raise TaskTimeout(key, description, state, timeout)
+                self._looks += 1
+                try:
+                    self._poll(0 if info is None
+                               else task_wait_seconds(remaining, timeout))
+                except _ViewLost as lost:
+                    self._lost = lost.reason
+                    return None
+                except VCenterUnavailable as error:
+                    # Under a two-second timeout the shortest wait vCenter
+                    # knows (one second) can outlast the request.  The
+                    # version asked for stays one vCenter answers.
+                    if error.timed_out and monotonic() >= deadline:
+                        raise TaskTimeout(key, description, state, timeout)
+                    raise
+                polled = True
 
     def known(self, vm):
         """
@@ -202,6 +311,11 @@ class VirtualMachineView(object):
         self._updated = {}
         with self._changed_lock:
             self._changed = {}
+        # The task filters die with the collector.
+        self._task_vms = {}
+        self._tasks = {}
+        self._untold_tasks = set()
+        self._seen_end = set()
         self._revision += 1
         try:
             vcenter.call_on_session_object(
@@ -232,15 +346,17 @@ class VirtualMachineView(object):
             except (SessionObjectGone, vmodl.MethodFault, VCenterUnavailable):
                 pass  # already gone; they end with the session anyway
 
-    def _poll(self):
+    def _poll(self, wait_seconds=0):
         """
-        Take in what changed since the last answer, at once: an empty
+        Take in what changed since the last answer, at once (or once
+        something changed, waiting at most ``wait_seconds``): an empty
         answer is ``None``; a truncated one is followed by the rest.
 
         :raises _ViewLost: vCenter no longer has the collector, the view or
             the version.
         """
-        options = vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0)
+        Collector = vmodl.query.PropertyCollector
+        options = Collector.WaitOptions(maxWaitSeconds=wait_seconds)
         if not self._version:
             # Until the full answer is taken in, whatever cuts it short: it
             # may have been sent and lost, and is never asked twice of the
@@ -259,12 +375,17 @@ class VirtualMachineView(object):
                 raise _ViewLost("vCenter cancelled the view's update")
             if update is None:
                 break
+            task_filters = set(self._task_vms.values())
             for filter_update in update.filterSet or ():
+                take_in = (self._take_in_task
+                           if filter_update.filter._moId in task_filters
+                           else self._take_in)
                 for object_update in filter_update.objectSet or ():
-                    self._take_in(object_update)
+                    take_in(object_update)
             self._version = update.version
             if not update.truncated:
                 break
+            options = Collector.WaitOptions(maxWaitSeconds=0)
         self._lost = None
 
     def _take_in(self, object_update):
@@ -316,9 +437,48 @@ class VirtualMachineView(object):
         self._answers[key] = answer
         self._derived[key] = self._derive(answer)
 
+    def _take_in_task(self, object_update):
+        """
+        Apply an update of a filter on a VM's tasks.  A task of which
+        vCenter did not give a property is untold: its state is then read
+        another way, never taken for "running".  What such a filter says of
+        anything but a task (the VM itself, gone) is no task's news.
+
+        :raises _ViewLost: the update says the session ended.
+        """
+        if not isinstance(object_update.obj, vim.Task):
+            return
+        key = object_update.obj._moId
+        if object_update.kind == "leave":
+            self._tasks.pop(key, None)
+            self._untold_tasks.discard(key)
+            return
+        info = self._tasks.setdefault(key, {})
+        for change in object_update.changeSet or ():
+            info[text_type(change.name)] = change.val
+        for absent in object_update.missingSet or ():
+            if isinstance(absent.fault, vim.fault.NotAuthenticated):
+                self._vcenter.session_lost(self._generation)
+                raise _ViewLost("the session ended")
+            self._untold_tasks.add(key)
+
     def _take_snapshot(self):
         if self._snapshot.revision != self._revision:
             self._snapshot = ViewSnapshot(self._revision, dict(self._answers),
                                           dict(self._derived))
         return self._snapshot
 
+
+def _recent_tasks_spec(vm):
+    """
+    A filter spec for the state of each of ``vm``'s recent tasks; a VM
+    removed meanwhile fails neither the filter nor its collector's answers.
+    """
+    Collector = vmodl.query.PropertyCollector
+    return Collector.FilterSpec(
+        objectSet=[Collector.ObjectSpec(obj=vm, skip=True, selectSet=[
+            Collector.TraversalSpec(name="recentTasks", type=vim.VirtualMachine,
+                                    path="recentTask", skip=False)])],
+        propSet=[Collector.PropertySpec(type=vim.Task,
+                                        pathSet=list(TASK_PROPERTIES))],
+        reportMissingObjectsInResults=True)

@@ -508,10 +508,11 @@ class FakeVsphereOperations(object):
         with self._lock:
             return [vm.record() for vm in self._vms]
 
-    def attachments(self, layout):
+    def attachments(self, layout, since_change_of=None):
         """
         Every VM, and every disk in ``layout``'s folders that one holds, and
-        every disk of the cluster elsewhere that its VM records as a volume.
+        every disk of the cluster elsewhere that its VM records as a volume;
+        as they are now, whatever ``since_change_of``.
         """
         self._enter("attachments")
         with self._lock:
