@@ -193,6 +193,24 @@ def test_a_half_created_file_in_a_moved_volumes_place_is_cleared(scene):
     assert scene.api.list_volumes() == [volume]
 
 
+def test_a_leftover_disk_where_a_moved_volume_goes_home_is_resolved(scene):
+    """
+    A complete disk that is not the volume's (a lost creation's, never
+    deleted) sits where the moved volume's disk goes home: the detach
+    resolves the two as any look does, and the volume's own disk, with its
+    data, comes home.
+    """
+    volume = scene.attached_volume()
+    scene.operations.relocate(scene.node, "LocalDS_1")
+    scene.operations.add_file(scene.home(volume), capacity_kb=GiB // 1024)
+    scene.api.detach_volume(volume.blockdevice_id)
+    assert scene.operations.disk_uuid(scene.home(volume)) == \
+        committed_disk_uuid(scene.config.cluster_id, volume.dataset_id)
+    assert not scene.operations.exists(scene.moved_path(scene.node,
+                                                        "LocalDS_1"))
+    assert scene.api.list_volumes() == [volume]
+
+
 def test_a_moved_volume_is_never_destroyed_nor_created_again(scene):
     volume = scene.attached_volume()
     scene.operations.relocate(scene.node, "LocalDS_0")

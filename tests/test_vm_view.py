@@ -307,3 +307,50 @@ def test_tasks_of_vms_never_watched_are_not_waited_for_by_the_view(
     task = vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(annotation="unwatched"))
     assert view.task_info(task, vm, "annotate", float("inf")) is None
     wait(task)
+
+
+def test_a_task_that_hangs_holds_up_no_other_thread(make_assembly, simulator,
+                                                    vcenter, logger):
+    """
+    A reconfiguration whose task never ends (a host that stopped
+    answering) waits through the view until its timeout; meanwhile other
+    threads list, find the live nodes and attach to another VM: each look
+    has the hung wait ended (CancelWaitForUpdates) and goes first, and the
+    hung wait goes on after it, still bounded by its timeout.
+    """
+    import threading
+    from vsphere_flocker_driver.errors import TaskTimeout
+    from .test_reliability import inject
+    assembly = make_assembly(operation_timeout=10)
+    api = assembly.api
+    turns = assembly.operations._view._turns
+    hung, other = simulator.vms[0], simulator.vms[1]
+    volumes = [api.create_volume(uuid.uuid4(), GiB) for _ in range(2)]
+    inject(vcenter, hung.name, "Hang", 1)
+    outcome = []
+
+    def attach_to_the_hung_vm():
+        try:
+            api.attach_volume(volumes[0].blockdevice_id, hung.instance_uuid)
+        except TaskTimeout as error:
+            outcome.append(error)
+    thread = threading.Thread(target=attach_to_the_hung_vm)
+    thread.start()
+    try:
+        # Until the attach waits for its task, blocked on the collector.
+        for _ in range(200):
+            if turns._blocked:
+                break
+            thread.join(0.05)
+        assert turns._blocked
+        api.list_volumes()
+        assert hung.instance_uuid in api.list_live_nodes()
+        api.attach_volume(volumes[1].blockdevice_id, other.instance_uuid)
+        assert holders(api)[volumes[1].blockdevice_id] == other.instance_uuid
+        # All of it while the hung attach still waits.
+        assert thread.is_alive()
+    finally:
+        thread.join(60)
+    assert len(outcome) == 1
+    logger.flush_tracebacks(TaskTimeout)
+    api.detach_volume(volumes[1].blockdevice_id)

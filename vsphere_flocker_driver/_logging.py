@@ -133,6 +133,10 @@ VM_VIEW_BUILT = MessageType(
     _PREFIX + "vm_view:built", [REASON],
     "The view of the virtual machines was read in full: on the first look, "
     "or because vCenter lost the one kept current by its updates.")
+TASK_NOT_SEEN = MessageType(
+    _PREFIX + "vm_view:task_not_seen", [TASK, REASON],
+    "The view of the virtual machines did not see a reconfiguration's task "
+    "to its end; it is waited for with a task waiter instead.")
 FOLDER_CREATED = MessageType(
     _PREFIX + "layout:folder_created", [DISK_PATH],
     "A folder for volumes was created on a datastore.")

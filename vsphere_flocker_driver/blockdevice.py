@@ -739,15 +739,18 @@ def _sole_holding(dataset_id, attachments):
     """
     The ``Attachment`` of the dataset's disk when ``attachments`` settle
     who holds it beyond doubt: every VM's disks reported, and one disk of
-    the dataset held (by one VM, or by several where powered-off VMs took
-    it).  ``None`` otherwise: no disk held, several disks, or a VM whose
-    disks vCenter did not give.
+    the dataset held, in the cluster's folders (by one VM, or by several
+    where powered-off VMs took it).  ``None`` otherwise: no disk held,
+    several disks, a VM whose disks vCenter did not give, or a disk
+    Storage vMotion moved (its way home needs the search: a leftover disk
+    may be where it goes).
     """
     if dataset_id is None or attachments.unknown:
         return None
     held = [attachment for attachment in attachments.disks
             if _dataset_of(attachment) == dataset_id]
-    if len(set(attachment.path for attachment in held)) != 1:
+    if len(set(attachment.path for attachment in held)) != 1 or \
+            held[0].moved is not None:
         return None
     return held[0]
 

@@ -431,7 +431,10 @@ class VCenter(object):
             deadline = monotonic() + self.config.operation_timeout
             info = None if watcher is None else watcher(task, deadline)
             if info is None:
-                info = self._wait_for_task_update(task, description, deadline)
+                # At least one look at the task, however long the watcher
+                # took: a task that ended is never reported as timed out.
+                info = self._wait_for_task_update(
+                    task, description, max(deadline, monotonic() + 1.0))
             if info.get("info.state") == "error":
                 fault = info.get("info.error")
                 if isinstance(fault, vim.fault.RestrictedVersion):

@@ -11,11 +11,12 @@ nodes x VMs, though almost nothing changes between two loops.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 import threading
+from contextlib import contextmanager
 
 from pyVmomi import vim, vmodl
 
 from ._compat import monotonic, text_type
-from ._logging import VM_VIEW_BUILT, log_message
+from ._logging import TASK_NOT_SEEN, VM_VIEW_BUILT, log_message
 from .errors import TaskTimeout, VCenterUnavailable
 from .vcenter import (
     TERMINAL_TASK_STATES, ObjectProperties, SessionObjectGone,
@@ -82,8 +83,9 @@ class VirtualMachineView(object):
     own changes, so that a wait is the polls that tell the task running
     and then ended, and the view is current once the task ended.
 
-    Safe to use from several threads: looks are serialised, and a look
-    waits while another thread waits through the view for its task.
+    Safe to use from several threads: requests on the collector are
+    serialised (``_Turns``), and a look never waits for another thread's
+    task: it has vCenter end that thread's wait, which then goes on.
 
     :param VCenter vcenter: The session.
     :param root: A callable giving the folder whose VMs are watched (every
@@ -103,6 +105,9 @@ class VirtualMachineView(object):
         self._root = root
         self._paths = frozenset(paths)
         self._derive = derive
+        # Who sends requests on the collector; and what the view holds,
+        # under a lock never held across a request.
+        self._turns = _Turns(self._cancel_blocked_wait)
         self._lock = threading.Lock()
         self._collector = None
         self._view = None
@@ -143,12 +148,14 @@ class VirtualMachineView(object):
         :returns ViewSnapshot:
         :raises VCenterUnavailable: vCenter kept losing the view.
         """
-        with self._lock:
-            if since_change_of is not None and \
-                    self._why_rebuild() is None and \
-                    since_change_of._moId in self._seen_end:
-                return self._take_snapshot()
-            self._looks += 1
+        if since_change_of is not None:
+            with self._lock:
+                if self._why_rebuild() is None and \
+                        since_change_of._moId in self._seen_end:
+                    return self._take_snapshot()
+        with self._turns.turn(look=True):
+            with self._lock:
+                self._looks += 1
             for _ in range(_MAX_REBUILDS):
                 try:
                     reason = self._why_rebuild()
@@ -158,7 +165,8 @@ class VirtualMachineView(object):
                 except _ViewLost as lost:
                     self._lost = lost.reason
                     continue
-                return self._take_snapshot()
+                with self._lock:
+                    return self._take_snapshot()
             raise VCenterUnavailable(
                 self._vcenter.config.vc_host, self._vcenter.config.vc_port,
                 "vCenter lost the view of the virtual machines {} times in a "
@@ -191,10 +199,11 @@ class VirtualMachineView(object):
         wait then goes another way.
         """
         key = vm._moId
-        with self._lock:
-            self._seen_end.discard(key)
-            if key in self._task_vms or self._why_rebuild() is not None:
-                return
+        with self._turns.turn(look=True):
+            with self._lock:
+                self._seen_end.discard(key)
+                if key in self._task_vms or self._why_rebuild() is not None:
+                    return
             try:
                 task_filter = self._vcenter.call_on_session_object(
                     self._collector.CreateFilter, _recent_tasks_spec(vm),
@@ -202,48 +211,65 @@ class VirtualMachineView(object):
             except SessionObjectGone:
                 self._lost = "vCenter lost the view's collector"
                 return
+            except VCenterUnavailable:
+                # vCenter may have made the filter: its updates would be
+                # taken for the VMs'.
+                self._lost = "a filter on a VM's tasks was cut off"
+                return
             except vmodl.MethodFault:
                 return  # the wait goes another way
-            self._task_vms[key] = task_filter._moId
+            with self._lock:
+                self._task_vms[key] = task_filter._moId
 
     def task_info(self, task, vm, description, deadline):
         """
         ``{path: value}`` of ``vm``'s ``task`` once it ended, from the
         view's updates (``watch_tasks``): a poll that reports it started,
-        and waits that end when anything the view holds changes, until the
-        task is reported ended.  ``None`` where the view does not see the
-        task (it did not watch ``vm`` when the task started, vCenter did
-        not report it, or the view lost track of vCenter's updates): the
-        caller waits for it another way.
+        then waits that end when anything the view holds changes (or a
+        look of another thread wants the collector), until the task is
+        reported ended.  ``None`` where the view does not see the task (it
+        did not watch ``vm`` when the task started, vCenter did not report
+        it by the first poll, or not all of it, or the view lost track of
+        vCenter's updates): the caller waits for it another way.
 
         :raises TaskTimeout: it did not end by ``deadline``.
+        :raises VCenterUnavailable: a request failed.
         """
         key = task._moId
         timeout = self._vcenter.config.operation_timeout
-        with self._lock:
-            if vm._moId not in self._task_vms or \
-                    self._why_rebuild() is not None:
-                return None
-            polled = False
-            while True:
-                info = self._tasks.get(key)
-                state = None if info is None else info.get("info.state")
-                if state in TERMINAL_TASK_STATES:
-                    self._seen_end.add(vm._moId)
-                    return dict(info)
-                if polled and (info is None or key in self._untold_tasks):
-                    # Never reported, gone again, or not told: a waiter
-                    # reads its state itself.
+        polled = False
+        while True:
+            # Its first poll is a look: it must start after the task did.
+            # Later, another thread's poll may tell its end.
+            with self._turns.turn(look=not polled,
+                                  unless=lambda: self._ended(key)) as mine:
+                with self._lock:
+                    unseen = self._unseen(key, vm, polled)
+                    info = self._tasks.get(key)
+                    state = None if info is None else info.get("info.state")
+                    if unseen is None and state in TERMINAL_TASK_STATES:
+                        self._seen_end.add(vm._moId)
+                        return dict(info)
+                if unseen is not None:
+                    log_message(TASK_NOT_SEEN, task=key, reason=unseen)
                     return None
+                if not mine:
+                    continue
                 remaining = deadline - monotonic()
                 if remaining <= 0:
                     raise TaskTimeout(key, description, state, timeout)
-                self._looks += 1
+                with self._lock:
+                    self._looks += 1
+                wait = 0
+                if info is not None:
+                    if not self._turns.block():
+                        continue  # a look goes first
+                    wait = task_wait_seconds(remaining, timeout)
                 try:
-                    self._poll(0 if info is None
-                               else task_wait_seconds(remaining, timeout))
+                    self._poll(wait)
                 except _ViewLost as lost:
                     self._lost = lost.reason
+                    log_message(TASK_NOT_SEEN, task=key, reason=lost.reason)
                     return None
                 except VCenterUnavailable as error:
                     # Under a two-second timeout the shortest wait vCenter
@@ -252,7 +278,17 @@ class VirtualMachineView(object):
                     if error.timed_out and monotonic() >= deadline:
                         raise TaskTimeout(key, description, state, timeout)
                     raise
+                finally:
+                    if wait:
+                        self._turns.unblock()
                 polled = True
+
+    def _ended(self, key):
+        """Whether the view was told the task ``key`` ended."""
+        with self._lock:
+            info = self._tasks.get(key)
+            return info is not None and \
+                info.get("info.state") in TERMINAL_TASK_STATES
 
     def known(self, vm):
         """
@@ -275,6 +311,31 @@ class VirtualMachineView(object):
                     return None
                 del self._changed[key]
         return answer
+
+    def _unseen(self, key, vm, polled):
+        """Why the view cannot tell the end of the task ``key``, or None."""
+        if vm._moId not in self._task_vms:
+            return "the view does not watch the VM's tasks"
+        reason = self._why_rebuild()
+        if reason is not None:
+            return reason
+        if key in self._untold_tasks:
+            return "vCenter did not report all of the task"
+        if polled and key not in self._tasks:
+            return "vCenter did not report the task by the first poll, or " \
+                "no longer reports it"
+        return None
+
+    def _cancel_blocked_wait(self):
+        """
+        Have vCenter end the wait of the thread that has the collector
+        waiting for its task (it goes on after the look that asked this).
+        """
+        try:
+            self._vcenter.call_on_session_object(
+                self._collector.CancelWaitForUpdates)
+        except (SessionObjectGone, vmodl.MethodFault, VCenterUnavailable):
+            pass  # the wait ends anyway, at the latest after its time
 
     # -- keeping it current ----------------------------------------------------
 
@@ -305,18 +366,19 @@ class VirtualMachineView(object):
                                   self._root(), [vim.VirtualMachine], True)
         self._collector = vcenter.call(
             content.propertyCollector.CreatePropertyCollector)
-        self._version = ""
-        self._answers = {}
-        self._derived = {}
-        self._updated = {}
-        with self._changed_lock:
-            self._changed = {}
-        # The task filters die with the collector.
-        self._task_vms = {}
-        self._tasks = {}
-        self._untold_tasks = set()
-        self._seen_end = set()
-        self._revision += 1
+        with self._lock:
+            self._version = ""
+            self._answers = {}
+            self._derived = {}
+            self._updated = {}
+            with self._changed_lock:
+                self._changed = {}
+            # The task filters die with the collector.
+            self._task_vms = {}
+            self._tasks = {}
+            self._untold_tasks = set()
+            self._seen_end = set()
+            self._revision += 1
         try:
             vcenter.call_on_session_object(
                 self._collector.CreateFilter,
@@ -349,8 +411,9 @@ class VirtualMachineView(object):
     def _poll(self, wait_seconds=0):
         """
         Take in what changed since the last answer, at once (or once
-        something changed, waiting at most ``wait_seconds``): an empty
-        answer is ``None``; a truncated one is followed by the rest.
+        something changed, waiting at most ``wait_seconds``, unless another
+        thread's look has the wait cancelled): an empty answer is ``None``;
+        a truncated one is followed by the rest.
 
         :raises _ViewLost: vCenter no longer has the collector, the view or
             the version.
@@ -372,17 +435,20 @@ class VirtualMachineView(object):
             except vmodl.query.InvalidCollectorVersion:
                 raise _ViewLost("vCenter lost the view's update version")
             except vmodl.fault.RequestCanceled:
+                if wait_seconds:
+                    return  # a look wants the collector: nothing was sent
                 raise _ViewLost("vCenter cancelled the view's update")
             if update is None:
                 break
-            task_filters = set(self._task_vms.values())
-            for filter_update in update.filterSet or ():
-                take_in = (self._take_in_task
-                           if filter_update.filter._moId in task_filters
-                           else self._take_in)
-                for object_update in filter_update.objectSet or ():
-                    take_in(object_update)
-            self._version = update.version
+            with self._lock:
+                task_filters = set(self._task_vms.values())
+                for filter_update in update.filterSet or ():
+                    take_in = (self._take_in_task
+                               if filter_update.filter._moId in task_filters
+                               else self._take_in)
+                    for object_update in filter_update.objectSet or ():
+                        take_in(object_update)
+                self._version = update.version
             if not update.truncated:
                 break
             options = Collector.WaitOptions(maxWaitSeconds=0)
@@ -467,6 +533,87 @@ class VirtualMachineView(object):
             self._snapshot = ViewSnapshot(self._revision, dict(self._answers),
                                           dict(self._derived))
         return self._snapshot
+
+
+class _Turns(object):
+    """
+    Who sends requests on the view's collector: one thread at a time, as a
+    collector answers one ``WaitForUpdatesEx`` at a time, for all its
+    filters.  A thread that waits on it for its task (``block``) gives way
+    to looks: a look wanting the collector has that wait ended
+    (``cancel``: ``CancelWaitForUpdates``, again each second it lasts), and
+    the waiting threads take their turns only when no look wants one.
+
+    :param cancel: ends the blocking wait of the thread having its turn.
+    """
+
+    def __init__(self, cancel):
+        self._cancel = cancel
+        self._condition = threading.Condition(threading.Lock())
+        self._busy = False
+        self._blocked = False
+        self._looks_waiting = 0
+        self._cancel_after = 0.0
+
+    @contextmanager
+    def turn(self, look, unless=None):
+        """
+        A turn of a look (``look``) or of a thread waiting for its task:
+        yields ``True``; or ``False``, with no turn, where ``unless()``
+        became true meanwhile (another thread's poll told it what it waited
+        for).
+        """
+        mine = self._take(look, unless)
+        try:
+            yield mine
+        finally:
+            if mine:
+                with self._condition:
+                    self._busy = self._blocked = False
+                    self._condition.notify_all()
+
+    def _take(self, look, unless):
+        with self._condition:
+            self._looks_waiting += look
+        try:
+            while True:
+                with self._condition:
+                    if unless is not None and unless():
+                        return False
+                    if not self._busy and (look or not self._looks_waiting):
+                        self._busy = True
+                        return True
+                    cancel = (look and self._blocked
+                              and monotonic() >= self._cancel_after)
+                    if cancel:
+                        # Again in a second: a cancel that reached vCenter
+                        # before the wait did ends nothing.
+                        self._cancel_after = monotonic() + 1.0
+                    else:
+                        self._condition.wait(1.0)
+                if cancel:
+                    self._cancel()
+        finally:
+            with self._condition:
+                self._looks_waiting -= look
+                self._condition.notify_all()
+
+    def block(self):
+        """
+        Within a turn: whether its wait may block (no look wants the
+        collector); if so, a look that comes has it ended.
+        """
+        with self._condition:
+            if self._looks_waiting:
+                return False
+            self._blocked = True
+            self._cancel_after = 0.0
+            return True
+
+    def unblock(self):
+        """The turn's blocking wait is over."""
+        with self._condition:
+            self._blocked = False
 
 
 def _recent_tasks_spec(vm):
