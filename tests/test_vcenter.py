@@ -615,3 +615,37 @@ def test_lists_while_another_thread_waits_through_the_view(slow_simulator):
     assert listed == {volumes[0].blockdevice_id: None,
                       volumes[1].blockdevice_id: node,
                       volumes[2].blockdevice_id: node}
+
+
+def test_a_vcenter_that_does_not_report_recent_tasks(logger):
+    """
+    On a vCenter whose VMs' recentTask stays empty, a reconfiguration is
+    not seen by the view's first poll: its task waiter waits for it
+    instead (one request more), the view says why, and every operation
+    does what it did.
+    """
+    from vsphere_flocker_driver.testtools.simulator import (
+        Simulator, SimulatorUnavailable)
+    sim = Simulator(vms=1, task_delay=TASK_DELAY, recent_tasks=False)
+    try:
+        sim.start()
+    except SimulatorUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("the vCenter simulator is not available: {}".format(error))
+    try:
+        dataset = sim.dataset_config()
+        api = vsphere_from_configuration(uuid.uuid4(), **dataset)
+        node = sim.vms[0].instance_uuid
+        volume = api.create_volume(uuid.uuid4(), 1024 ** 3)
+        api.attach_volume(volume.blockdevice_id, node)
+        assert [v.attached_to for v in api.list_volumes()] == [node]
+        api.detach_volume(volume.blockdevice_id)
+        assert [v.attached_to for v in api.list_volumes()] == [None]
+        unseen = [message["reason"] for message in logger.messages
+                  if message.get("message_type") ==
+                  "vsphere_flocker_driver:vm_view:task_not_seen"]
+        assert unseen == ["vCenter did not report the task by the first "
+                          "poll, or no longer reports it"] * 2
+    finally:
+        sim.stop()

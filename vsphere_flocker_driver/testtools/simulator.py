@@ -207,7 +207,7 @@ class Simulator(object):
                  password=None, delay_ms=0, clone_bios_uuid=False,
                  listen="127.0.0.1:0", start_timeout=60.0, vsan=False,
                  vvol=False, pods=None, namespace_mkdir="namespace",
-                 task_delay=0):
+                 task_delay=0, recent_tasks=True):
         """
         :param int vms: VMs per standalone host and per cluster.
         :param int hosts: Standalone hosts.
@@ -237,6 +237,9 @@ class Simulator(object):
             on vCenter, where a task is still running at the first look
             (``vcsim/taskdelay.go``); 0: tasks have ended when their start
             answers.
+        :param bool recent_tasks: Keep each entity's ``recentTask``
+            (``vcsim/recenttask.go``); ``False`` leaves them empty, as a
+            vCenter that does not report them would.
         """
         if password is None:
             password = binascii.hexlify(os.urandom(8)).decode("ascii")
@@ -267,6 +270,8 @@ class Simulator(object):
                 raise ValueError("task_delay must be seconds >= 0, not %r" % (
                     task_delay,))
             self._arguments += ["-task-delay", "%.6fs" % (task_delay,)]
+        if not recent_tasks:
+            self._arguments.append("-recent-tasks=false")
         for name, members, sdrs in _pod_specs(pods):
             self._arguments += ["-pod", "%s:%d:%s" % (
                 name, members, "sdrs" if sdrs else "nosdrs")]

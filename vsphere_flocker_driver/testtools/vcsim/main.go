@@ -201,6 +201,7 @@ func main() {
 	password := flag.String("password", "", "the only password accepted (with -username)")
 	delay := flag.Int("delay", 0, "milliseconds added to every SOAP call")
 	taskDelay := flag.Duration("task-delay", 0, "how long each task a client starts reports running before its end (taskdelay.go); 0: ended at once")
+	recentTasks := flag.Bool("recent-tasks", true, "keep each entity's recentTask (recenttask.go); false: leave them empty, as 0.24 does")
 	cloneBiosUUID := flag.Bool("clone-bios-uuid", false, "give the last VM (by name) the first VM's BIOS UUID")
 	stdinWatch := flag.Bool("stdin-watch", false, "exit when stdin reaches end of file (parent died)")
 	vsan := flag.Bool("vsan", false, "add vsanDatastore, a vSAN datastore (namespaces.go)")
@@ -270,7 +271,7 @@ func main() {
 	}
 	s := m.Service.NewServer()
 	defer s.Close()
-	watchStartedTasks(s, *taskDelay)
+	watchStartedTasks(s, *taskDelay, *recentTasks)
 	if len(namespaceDatastores) != 0 {
 		registerIntercept(m.Service, s.URL.Hostname(), "localhost", "127.0.0.1")
 	}

@@ -14,7 +14,9 @@ package main
 // registry, before the answer that returns the task is sent, so that
 // collectors report it as they report any change. An entity keeps its last
 // recentTasksKept tasks. Tasks started by in-process clients (the inventory
-// built at start) are left out, as taskdelay.go leaves them.
+// built at start) are left out, as taskdelay.go leaves them. With
+// -recent-tasks=false every entity's recentTask stays empty, as with a
+// vCenter that does not report it.
 
 import (
 	"github.com/vmware/govmomi/simulator"

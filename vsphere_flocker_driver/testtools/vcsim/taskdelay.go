@@ -66,10 +66,11 @@ func (a *heldAnswer) Write(p []byte) (int, error) {
 }
 
 // watchStartedTasks makes every task started over the SDK endpoint enter
-// its entity's recentTask (recenttask.go) and, with a delay, report its end
-// delay after the request that started it answered. The server's handler
-// is replaced before anyone knows its address.
-func watchStartedTasks(s *simulator.Server, delay time.Duration) {
+// its entity's recentTask (recenttask.go) unless recent is false and, with
+// a delay, report its end delay after the request that started it
+// answered. The server's handler is replaced before anyone knows its
+// address.
+func watchStartedTasks(s *simulator.Server, delay time.Duration, recent bool) {
 	next := s.Config.Handler
 	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/sdk") {
@@ -83,7 +84,9 @@ func watchStartedTasks(s *simulator.Server, delay time.Duration) {
 			if delay > 0 {
 				holdTask(ref, delay)
 			}
-			noteRecentTask(ref)
+			if recent {
+				noteRecentTask(ref)
+			}
 		}
 		if answer.status != 0 {
 			w.WriteHeader(answer.status)
