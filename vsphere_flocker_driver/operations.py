@@ -94,6 +94,14 @@ class _Scan(namedtuple("_Scan", "vms disks unknown moved versions")):
     __slots__ = ()
 
 
+class _VmScan(namedtuple("_VmScan", "disks moved")):
+    """
+    One VM's part of a ``_Scan``: the ``Attachment`` of each of a layout's
+    disks it holds, and the cluster's disks it holds outside its folders.
+    """
+    __slots__ = ()
+
+
 def _record(answer):
     """The ``VirtualMachineRecord`` of a VM from what vCenter said of it."""
     values = answer.values
@@ -179,8 +187,11 @@ class VsphereOperations(object):
         self._view = VirtualMachineView(
             vcenter, lambda: self._lookup.datacenter().vm_folder,
             _VIEW_PROPERTIES, _vm_state)
-        # The last snapshot's scan: (revision, layout, namespaced), _Scan.
+        # The last snapshot's scan: (revision, layout, namespaced), _Scan;
+        # and each VM's part of it, kept while the VM is unchanged:
+        # (layout, namespaced), {VM _moId: (its _VmState, _VmScan)}.
         self._scan = (None, None)
+        self._vm_scans = (None, {})
         self._scan_lock = threading.Lock()
 
     @_refused_as("look up the datacenter, datastores and policies")
@@ -486,14 +497,22 @@ class VsphereOperations(object):
         return Attachments(vms=scan.vms, disks=disks, unknown=unknown)
 
     def _scan_snapshot(self, snapshot, layout, namespaced):
-        """The ``_Scan`` of ``snapshot`` for ``layout``."""
+        """
+        The ``_Scan`` of ``snapshot`` for ``layout``: each VM's disks are
+        worked out once per change of the VM, so that a scan after one VM
+        changed costs a look-up for each of the others.
+        """
+        with self._scan_lock:
+            scanned_for, before = self._vm_scans
+        if scanned_for != (layout, namespaced):
+            before = {}
         vms = []
         disks = []
         unknown = []
         moved = []
         versions = {}
+        parts = {}
         as_named = self._as_named(namespaced)
-        cluster_id = self.config.cluster_id
         for key in sorted(snapshot.derived):
             state = snapshot.derived[key]
             record = state.record
@@ -502,18 +521,33 @@ class VsphereOperations(object):
                 unknown.append(record)
                 continue
             versions[key] = state.version
-            for file_name, uuid, capacity_kb in state.disks:
-                path = DatastorePath.parse(as_named(file_name))
-                disk_uuid = _disk_uuid_or_none(uuid)
-                if path is None:
-                    continue
-                if layout.contains(path):
-                    disks.append(Attachment(path=path, vm=record,
-                                            disk_uuid=disk_uuid))
-                elif is_cluster_disk(cluster_id, disk_uuid):
-                    moved.append((record, path, disk_uuid, capacity_kb))
+            kept = before.get(key)
+            part = (kept[1] if kept is not None and kept[0] is state
+                    else self._scan_vm(state, layout, as_named))
+            parts[key] = (state, part)
+            disks.extend(part.disks)
+            moved.extend(part.moved)
+        with self._scan_lock:
+            self._vm_scans = ((layout, namespaced), parts)
         return _Scan(vms=tuple(vms), disks=tuple(disks), unknown=tuple(unknown),
                      moved=tuple(moved), versions=versions)
+
+    def _scan_vm(self, state, layout, as_named):
+        """The ``_VmScan`` of a VM whose disks vCenter reported."""
+        disks = []
+        moved = []
+        record = state.record
+        for file_name, uuid, capacity_kb in state.disks:
+            path = DatastorePath.parse(as_named(file_name))
+            disk_uuid = _disk_uuid_or_none(uuid)
+            if path is None:
+                continue
+            if layout.contains(path):
+                disks.append(Attachment(path=path, vm=record,
+                                        disk_uuid=disk_uuid))
+            elif is_cluster_disk(self.config.cluster_id, disk_uuid):
+                moved.append((record, path, disk_uuid, capacity_kb))
+        return _VmScan(disks=tuple(disks), moved=tuple(moved))
 
     def _moved_volumes(self, moved, versions):
         """

@@ -224,13 +224,35 @@ func localPath(name string) (string, types.BaseMethodFault) {
 	if !p.FromString(name) {
 		return "", &types.InvalidDatastorePath{DatastorePath: name}
 	}
-	for _, e := range simulator.Map.All("Datastore") {
-		ds := e.(*simulator.Datastore)
-		if ds.Name == p.Datastore {
-			return path.Join(ds.Info.GetDatastoreInfo().Url, p.Path), nil
-		}
+	if url, ok := datastoreURL(p.Datastore); ok {
+		return path.Join(url, p.Path), nil
 	}
 	return "", &types.InvalidDatastore{Name: p.Datastore}
+}
+
+var (
+	datastoreURLsMu sync.Mutex
+	datastoreURLs   map[string]string
+)
+
+// datastoreURL returns the folder behind the datastore called name. The
+// folders are remembered: localPath runs for every disk of every VM that
+// an attach checks for locks, and Map.All walks every object the simulator
+// ever made, tasks included. A name not remembered (a datastore added
+// since) has them read again.
+func datastoreURL(name string) (string, bool) {
+	datastoreURLsMu.Lock()
+	defer datastoreURLsMu.Unlock()
+	if url, ok := datastoreURLs[name]; ok {
+		return url, true
+	}
+	datastoreURLs = make(map[string]string)
+	for _, e := range simulator.Map.All("Datastore") {
+		ds := e.(*simulator.Datastore)
+		datastoreURLs[ds.Name] = ds.Info.GetDatastoreInfo().Url
+	}
+	url, ok := datastoreURLs[name]
+	return url, ok
 }
 
 func fileNotFound(name string) types.BaseMethodFault {
