@@ -101,3 +101,22 @@ def test_attached_disks_are_named_by_uuid_yet_known(api, simulator, vcenter):
         simulator.vms[1].instance_uuid]
     api.detach_volume(volume.blockdevice_id)
     assert [v.attached_to for v in api.list_volumes()] == [None]
+
+
+def test_a_datastore_clusters_members_are_searched_at_once(api, simulator,
+                                                           monkeypatch):
+    """
+    A list starts the search of every member of a datastore cluster before
+    it waits for any: the members are searched at the same time.
+    """
+    from .test_vcenter import SoapCounter
+    if not simulator.kind.startswith("pod"):
+        pytest.skip("only a datastore cluster has several datastores")
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    counter = SoapCounter(monkeypatch)
+    assert [v.blockdevice_id for v in api.list_volumes()] == [
+        volume.blockdevice_id]
+    searches = [index for index, name in enumerate(counter.calls)
+                if name == "SearchDatastoreSubFolders_Task"]
+    assert len(searches) == 2
+    assert searches[1] == searches[0] + 1, counter.calls

@@ -893,20 +893,27 @@ class VsphereOperations(object):
 def search_cluster(vcenter, datastores, layout, spec):
     """
     ``(datastore, results)`` of searching ``layout``'s cluster folder and
-    below with ``spec`` on each of ``datastores``, one task each;
-    datastores without the folder are left out.
+    below with ``spec`` on each of ``datastores``, one task each, all
+    started before any is waited for: a datastore cluster's members are
+    searched at once, and a wait costs less once its task has ended.
+    Datastores without the folder are left out.
 
     :param VCenter vcenter:
     :param datastores: ``{name: Datastore}``, e.g. the look-up's
         ``current_datastores()``.
     """
+    started = []
     for name, datastore in sorted(datastores.items()):
         folder = layout.folder(name)
         try:
-            yield name, vcenter.run_task(
+            started.append((name, folder, vcenter.call(
                 datastore.browser.SearchDatastoreSubFolders_Task,
-                "search {}".format(folder),
-                datastorePath=text_type(folder), searchSpec=spec)
+                datastorePath=text_type(folder), searchSpec=spec)))
+        except vim.fault.FileNotFound:
+            pass
+    for name, folder, task in started:
+        try:
+            yield name, vcenter.wait_for_task(task, "search {}".format(folder))
         except vim.fault.FileNotFound:
             pass
 
