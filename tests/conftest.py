@@ -31,19 +31,23 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.simulator)
 
 
-@pytest.fixture(scope="session")
-def simulator():
+def started(sim):
     """
-    One simulator for the session.  Where Go cannot be had the simulator tests
-    skip, except in CI, where a missing simulator is a failure.
+    ``sim`` started.  Where Go cannot be had the simulator tests skip,
+    except in CI, where a missing simulator is a failure.
     """
     try:
-        sim = Simulator(vms=2)
-        sim.start()
+        return sim.start()
     except SimulatorUnavailable as error:
         if os.environ.get("CI"):
             raise
         pytest.skip("the vCenter simulator is not available: {}".format(error))
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """One simulator for the session (see ``started``)."""
+    sim = started(Simulator(vms=2))
     try:
         # Node VMs are prepared as the installation guide asks.
         instance = sim.connect()

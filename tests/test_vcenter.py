@@ -6,7 +6,6 @@ inventory checks at start-up, task errors, and the SOAP requests counted.
 from __future__ import absolute_import, division, print_function, unicode_literals
 
 import hashlib
-import os
 import socket
 import ssl
 import threading
@@ -22,6 +21,8 @@ from vsphere_flocker_driver.errors import (
     ConfigurationError, VCenterUnavailable,
 )
 from vsphere_flocker_driver.vcenter import VCenter
+
+from .conftest import started
 
 
 def fingerprint(simulator, digest):
@@ -303,15 +304,8 @@ TASK_DELAY = 0.5
 @pytest.fixture(scope="module")
 def slow_simulator():
     """A simulator whose tasks are still running at the first look."""
-    from vsphere_flocker_driver.testtools.simulator import (
-        Simulator, SimulatorUnavailable)
-    sim = Simulator(vms=1, task_delay=TASK_DELAY)
-    try:
-        sim.start()
-    except SimulatorUnavailable as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("the vCenter simulator is not available: {}".format(error))
+    from vsphere_flocker_driver.testtools.simulator import Simulator
+    sim = started(Simulator(vms=1, task_delay=TASK_DELAY))
     yield sim
     sim.stop()
 
@@ -624,15 +618,8 @@ def test_a_vcenter_that_does_not_report_recent_tasks(logger):
     instead (one request more), the view says why, and every operation
     does what it did.
     """
-    from vsphere_flocker_driver.testtools.simulator import (
-        Simulator, SimulatorUnavailable)
-    sim = Simulator(vms=1, task_delay=TASK_DELAY, recent_tasks=False)
-    try:
-        sim.start()
-    except SimulatorUnavailable as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("the vCenter simulator is not available: {}".format(error))
+    from vsphere_flocker_driver.testtools.simulator import Simulator
+    sim = started(Simulator(vms=1, task_delay=TASK_DELAY, recent_tasks=False))
     try:
         dataset = sim.dataset_config()
         api = vsphere_from_configuration(uuid.uuid4(), **dataset)

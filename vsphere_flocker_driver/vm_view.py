@@ -199,9 +199,12 @@ class VirtualMachineView(object):
         wait then goes another way.
         """
         key = vm._moId
+        with self._lock:
+            self._seen_end.discard(key)
+            if key in self._task_vms:
+                return  # no turn: another thread's wait goes on
         with self._turns.turn(look=True):
             with self._lock:
-                self._seen_end.discard(key)
                 if key in self._task_vms or self._why_rebuild() is not None:
                     return
             try:
@@ -492,10 +495,7 @@ class VirtualMachineView(object):
                 raise _ViewLost("vCenter reported a change {} of a VM's "
                                 "{}".format(change.op, name))
         for absent in object_update.missingSet or ():
-            if isinstance(absent.fault, vim.fault.NotAuthenticated):
-                # The session died between two requests.
-                self._vcenter.session_lost(self._generation)
-                raise _ViewLost("the session ended")
+            self._check_session(absent)
             name = text_type(absent.path)
             values.pop(name, None)
             missing[name] = absent.fault
@@ -523,10 +523,17 @@ class VirtualMachineView(object):
         for change in object_update.changeSet or ():
             info[text_type(change.name)] = change.val
         for absent in object_update.missingSet or ():
-            if isinstance(absent.fault, vim.fault.NotAuthenticated):
-                self._vcenter.session_lost(self._generation)
-                raise _ViewLost("the session ended")
+            self._check_session(absent)
             self._untold_tasks.add(key)
+
+    def _check_session(self, absent):
+        """
+        :raises _ViewLost: vCenter did not give a property (``absent``)
+            because the session died between two requests.
+        """
+        if isinstance(absent.fault, vim.fault.NotAuthenticated):
+            self._vcenter.session_lost(self._generation)
+            raise _ViewLost("the session ended")
 
     def _take_snapshot(self):
         if self._snapshot.revision != self._revision:
