@@ -116,6 +116,19 @@ def test_listing_asks_once_for_files_and_once_for_holders(world):
     assert world.operations.calls == ["attachments", "search_disks"]
 
 
+def test_a_list_gives_the_last_lists_volume_for_one_unchanged_since(world):
+    kept, moved = world.volume(), world.volume()
+    first = dict((v.blockdevice_id, v) for v in world.api.list_volumes())
+    world.api.attach_volume(moved.blockdevice_id, world.node.instance_uuid)
+    again = dict((v.blockdevice_id, v) for v in world.api.list_volumes())
+    assert again[kept.blockdevice_id] is first[kept.blockdevice_id]
+    assert again[moved.blockdevice_id] == moved.set(
+        attached_to=world.node.instance_uuid)
+    world.api.detach_volume(moved.blockdevice_id)
+    world.api.destroy_volume(kept.blockdevice_id)
+    assert world.api.list_volumes() == [moved]
+
+
 def test_other_clusters_volumes_are_not_listed(world):
     other = ClusterLayout(volume_folder=world.config.volume_folder,
                           cluster_id=uuid.uuid4())

@@ -9,7 +9,8 @@ from pyVmomi import vim
 
 from vsphere_flocker_driver import devices
 from vsphere_flocker_driver.layout import (
-    ClusterLayout, dataset_id_of_file, parse_dataset_id,
+    ClusterLayout, DatastorePath, SearchReader, dataset_id_of_file,
+    disks_from_search, parse_dataset_id,
 )
 
 DATASET = uuid.UUID("0b2b4a7a-4c15-4a1c-9d61-0d5a5b0a8f01")
@@ -35,6 +36,78 @@ def test_disk_path_is_in_the_profiles_folder_of_the_cluster():
 ])
 def test_only_profile_folders_of_the_cluster_hold_volumes(folder, profile):
     assert LAYOUT.profile_of_folder("ds 1", folder) == profile
+
+
+def _search(*folders):
+    """Search results shaped as vSphere's: ``(folder, [(file, KiB)])``."""
+    return [vim.host.DatastoreBrowser.SearchResults(
+        folderPath=folder,
+        file=[vim.host.DatastoreBrowser.VmDiskInfo(path=name, capacityKb=kb)
+              for name, kb in files])
+        for folder, files in folders]
+
+
+GOLD = "[ds 1] FLOCKER/{}/gold/".format(CLUSTER)
+OTHER = uuid.UUID("5c1f3a2e-7d4b-4e8a-9f60-1b2c3d4e5f60")
+
+
+def test_search_reads_complete_dataset_disks_in_profile_folders():
+    results = _search(
+        (GOLD, [(str(DATASET) + ".vmdk", 2048),
+                (str(OTHER) + ".vmdk", None),  # descriptor not complete
+                ("notes.vmdk", 1024)]),
+        ("[ds 1] FLOCKER/{}/".format(CLUSTER), [(str(OTHER) + ".vmdk", 1)]))
+    [disk] = disks_from_search(LAYOUT, "ds 1", results)
+    assert (disk.path, disk.dataset_id, disk.profile, disk.size) == (
+        LAYOUT.disk_path("ds 1", "gold", DATASET), DATASET, "gold",
+        2048 * 1024)
+
+
+def test_search_reads_transit_markers():
+    source = DatastorePath(datastore="ds 2", path="vm/{}.vmdk".format(DATASET))
+    home = LAYOUT.disk_path("ds 1", "gold", DATASET)
+    marker = LAYOUT.transit_marker(home, source, 4 * 1024 * 1024)
+    [disk] = disks_from_search(LAYOUT, "ds 1", _search((str(marker), [])))
+    assert (disk.path, disk.source, disk.marker, disk.size) == (
+        home, source, marker, 4 * 1024 * 1024)
+
+
+def test_search_reader_gives_the_same_disk_for_an_unchanged_entry():
+    reader = SearchReader()
+    first = reader.read(LAYOUT, "ds 1", _search(
+        (GOLD, [(str(DATASET) + ".vmdk", 2048),
+                (str(OTHER) + ".vmdk", 1024)])), whole=True)
+    again = reader.read(LAYOUT, "ds 1", _search(
+        (GOLD, [(str(DATASET) + ".vmdk", 2048),
+                (str(OTHER) + ".vmdk", 4096)])), whole=True)
+    assert again[0] is first[0]
+    # Reported otherwise, it is read anew.
+    assert again[1] is not first[1] and again[1].size == 4096 * 1024
+    # As read without the reader.
+    assert again == disks_from_search(LAYOUT, "ds 1", _search(
+        (GOLD, [(str(DATASET) + ".vmdk", 2048),
+                (str(OTHER) + ".vmdk", 4096)])))
+
+
+def test_search_reader_keeps_only_the_last_whole_search():
+    reader = SearchReader()
+    disk = (GOLD, [(str(DATASET) + ".vmdk", 2048)])
+    [first] = reader.read(LAYOUT, "ds 1", _search(disk), whole=True)
+    # One dataset's search neither adds to nor replaces what is kept.
+    [one] = reader.read(LAYOUT, "ds 1", _search(
+        (GOLD, [(str(OTHER) + ".vmdk", 1024)])), whole=False)
+    assert one.dataset_id == OTHER
+    [kept] = reader.read(LAYOUT, "ds 1", _search(disk), whole=False)
+    assert kept is first
+    # A whole search without the disk drops it: its next report is new.
+    assert reader.read(LAYOUT, "ds 1", _search((GOLD, [])), whole=True) == []
+    [back] = reader.read(LAYOUT, "ds 1", _search(disk), whole=True)
+    assert back == first and back is not first
+    # Nor is what one datastore's search made given for another's.
+    [elsewhere] = reader.read(LAYOUT, "ds 2", _search(
+        ("[ds 2] FLOCKER/{}/gold/".format(CLUSTER),
+         [(str(DATASET) + ".vmdk", 2048)])), whole=True)
+    assert elsewhere.path.datastore == "ds 2"
 
 
 @pytest.mark.parametrize("text", [

@@ -117,6 +117,9 @@ class VsphereBlockDeviceAPI(object):
         # Disks known to carry their committed UUID (``_carry_identity``).
         self._identified = set()
         self._way_home = WayHome(config, operations, self._layout)
+        # What the last list gave: {(dataset id, size, holder):
+        # BlockDeviceVolume}, given again for a volume unchanged since.
+        self._listed = {}
 
     # -- finding things --------------------------------------------------------
 
@@ -647,8 +650,15 @@ class VsphereBlockDeviceAPI(object):
             disks = self._one_per_dataset(
                 _with_moved(self._way_home.settle(found, attachments),
                             attachments.moved_disks()), attachments)
-            volumes = [self._volume(disk, holders.get(disk.path))
-                       for disk in disks]
+            # Thousands of volumes, mostly unchanged: the objects of the
+            # last list are given again rather than made anew.
+            listed, made, volumes = self._listed, {}, []
+            for disk in disks:
+                key = (disk.dataset_id, disk.size, holders.get(disk.path))
+                volume = made[key] = (listed.get(key)
+                                      or self._volume(disk, key[2]))
+                volumes.append(volume)
+            self._listed = made
             action.add_success_fields(count=len(volumes))
             return volumes
 

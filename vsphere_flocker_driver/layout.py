@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 import base64
 import binascii
 import re
+import threading
 from uuid import UUID
 
 from pyrsistent import PClass, field
@@ -277,21 +278,71 @@ def disks_from_search(layout, datastore, results):
     :param results: ``HostDatastoreBrowserSearchResults``, one per folder.
     :returns: a list of ``DiskFile``.
     """
+    return _read_search(layout, datastore, results, {}, {})
+
+
+class SearchReader(object):
+    """
+    ``disks_from_search`` that gives the same ``DiskFile`` again for an
+    entry the last whole search of the datastore reported alike (folder,
+    file name, capacity): a list with nothing changed makes no new
+    objects.  With thousands of disks, making them cost the client more
+    than parsing vCenter's answer.  What is kept is replaced by each whole
+    search, so it never outgrows the datastore's disks.  Thread-safe.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        # (layout, datastore) -> {(folder path, file name, capacity KiB):
+        # DiskFile} of its last whole search.
+        self._kept = {}
+
+    def read(self, layout, datastore, results, whole):
+        """
+        ``disks_from_search(layout, datastore, results)``.
+
+        :param bool whole: The search was of every disk (not one
+            dataset's): what it made is kept for the next.
+        """
+        with self._lock:
+            before = self._kept.get((layout, datastore), {})
+        made = {}
+        disks = _read_search(layout, datastore, results, before, made)
+        if whole:
+            with self._lock:
+                self._kept[(layout, datastore)] = made
+        return disks
+
+
+def _read_search(layout, datastore, results, before, made):
+    """
+    ``disks_from_search``, taking the ``DiskFile`` of an entry from
+    ``before`` where it is there, and recording each entry's in ``made``.
+    """
     disks = []
     for result in results or ():
-        profile = layout.profile_of_folder(datastore, result.folderPath)
+        folder_path = result.folderPath
+        profile = layout.profile_of_folder(datastore, folder_path)
         if profile is None:
-            transit = layout.transit_of_folder(datastore, result.folderPath)
+            transit = layout.transit_of_folder(datastore, folder_path)
             if transit is not None:
                 disks.append(transit)
             continue
+        folder = None
         for info in result.file or ():
-            dataset_id = dataset_id_of_file(info.path)
             capacity_kb = getattr(info, "capacityKb", None)
-            if dataset_id is None or not capacity_kb:
-                continue
-            disks.append(DiskFile(
-                path=layout.disk_path(datastore, profile, dataset_id),
-                dataset_id=dataset_id, profile=profile,
-                size=int(capacity_kb) * 1024))
+            entry = (folder_path, info.path, capacity_kb)
+            disk = before.get(entry)
+            if disk is None:
+                dataset_id = dataset_id_of_file(info.path)
+                if dataset_id is None or not capacity_kb:
+                    continue
+                if folder is None:
+                    folder = layout.profile_folder(datastore, profile)
+                disk = DiskFile(
+                    path=folder.child(disk_file_name(dataset_id)),
+                    dataset_id=dataset_id, profile=profile,
+                    size=int(capacity_kb) * 1024)
+            made[entry] = disk
+            disks.append(disk)
     return disks

@@ -39,8 +39,8 @@ from .interface import (
     Attachments, IVsphereOperations, VirtualMachineRecord,
 )
 from .layout import (
-    DatastorePath, DiskFile, disk_file_name, disk_search_spec,
-    disks_from_search, transit_root,
+    DatastorePath, DiskFile, SearchReader, disk_file_name, disk_search_spec,
+    transit_root,
 )
 from .vcenter import fault_message, fault_name
 from .vm_view import VirtualMachineView
@@ -173,6 +173,7 @@ class VsphereOperations(object):
         self.config = config
         self._lookup = lookup
         self._folders_made = set()
+        self._search_reader = SearchReader()
         # Datastores whose volume folder's namespace this process made.
         self._namespaces = set()
         # Concurrent reconfigurations of one VM fail in vSphere
@@ -216,15 +217,16 @@ class VsphereOperations(object):
         """
         The disks of ``layout``'s cluster (or of one dataset) on every
         configured datastore: one search task per datastore, whatever their
-        number.  A folder that does not exist yet holds none.
+        number.  A folder that does not exist yet holds none.  A disk
+        reported as the last search reported it is the same ``DiskFile``.
         """
         file_name = None if dataset_id is None else disk_file_name(dataset_id)
         disks = []
         for datastore, results in search_cluster(
                 self.vcenter, self._lookup.current_datastores(), layout,
                 disk_search_spec(file_name)):
-            disks.extend(disk for disk in disks_from_search(
-                layout, datastore, results)
+            disks.extend(disk for disk in self._search_reader.read(
+                layout, datastore, results, whole=dataset_id is None)
                 if dataset_id in (None, disk.dataset_id))
         return disks
 
