@@ -104,10 +104,14 @@ def test_search_reader_keeps_only_the_last_whole_search():
     [back] = reader.read(LAYOUT, "ds 1", _search(disk), whole=True)
     assert back == first and back is not first
     # Nor is what one datastore's search made given for another's.
-    [elsewhere] = reader.read(LAYOUT, "ds 2", _search(
-        ("[ds 2] FLOCKER/{}/gold/".format(CLUSTER),
-         [(str(DATASET) + ".vmdk", 2048)])), whole=True)
+    ds2 = _search(("[ds 2] FLOCKER/{}/gold/".format(CLUSTER),
+                   [(str(DATASET) + ".vmdk", 2048)]))
+    [elsewhere] = reader.read(LAYOUT, "ds 2", ds2, whole=True)
     assert elsewhere.path.datastore == "ds 2"
+    # A datastore no longer searched is forgotten; the others are kept.
+    reader.keep_only(LAYOUT, {"ds 1"})
+    assert reader.read(LAYOUT, "ds 1", _search(disk), whole=True)[0] is back
+    assert reader.read(LAYOUT, "ds 2", ds2, whole=True)[0] is not elsewhere
 
 
 @pytest.mark.parametrize("text", [

@@ -655,8 +655,10 @@ class VsphereBlockDeviceAPI(object):
             listed, made, volumes = self._listed, {}, []
             for disk in disks:
                 key = (disk.dataset_id, disk.size, holders.get(disk.path))
-                volume = made[key] = (listed.get(key)
-                                      or self._volume(disk, key[2]))
+                volume = listed.get(key)
+                if volume is None:
+                    volume = self._volume(disk, key[2])
+                made[key] = volume
                 volumes.append(volume)
             self._listed = made
             action.add_success_fields(count=len(volumes))

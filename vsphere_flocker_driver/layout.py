@@ -288,7 +288,9 @@ class SearchReader(object):
     file name, capacity): a list with nothing changed makes no new
     objects.  With thousands of disks, making them cost the client more
     than parsing vCenter's answer.  What is kept is replaced by each whole
-    search, so it never outgrows the datastore's disks.  Thread-safe.
+    search, and dropped for a datastore no longer searched
+    (``keep_only``), so it never outgrows the disks searched.
+    Thread-safe.
     """
 
     def __init__(self):
@@ -312,6 +314,18 @@ class SearchReader(object):
             with self._lock:
                 self._kept[(layout, datastore)] = made
         return disks
+
+    def keep_only(self, layout, datastores):
+        """
+        Forget what was read of ``layout``'s folders on any datastore but
+        ``datastores``, those a whole search of the cluster just read: the
+        others are no longer searched (they left a datastore cluster, the
+        folder is gone).
+        """
+        with self._lock:
+            for key in list(self._kept):
+                if key[0] == layout and key[1] not in datastores:
+                    del self._kept[key]
 
 
 def _read_search(layout, datastore, results, before, made):
