@@ -107,7 +107,8 @@ def test_a_datastore_clusters_members_are_searched_at_once(api, simulator,
                                                            monkeypatch):
     """
     A list starts the search of every member of a datastore cluster before
-    it waits for any: the members are searched at the same time.
+    it waits for any: the members are searched at the same time, and their
+    tasks are waited for together (the waiter pointed at both at once).
     """
     from .test_vcenter import SoapCounter
     if not simulator.kind.startswith("pod"):
@@ -120,3 +121,6 @@ def test_a_datastore_clusters_members_are_searched_at_once(api, simulator,
                 if name == "SearchDatastoreSubFolders_Task"]
     assert len(searches) == 2
     assert searches[1] == searches[0] + 1, counter.calls
+    waits = counter.calls[searches[1] + 1:]
+    assert waits[0] == "ResetListView", counter.calls
+    assert set(waits[1:]) == {"WaitForUpdatesEx"}, counter.calls

@@ -223,7 +223,7 @@ def test_task_wait_through_property_updates(dataset_config, logger):
     task = session.call(
         content.virtualDiskManager.DeleteVirtualDisk_Task,
         name="[LocalDS_0] waited/missing.vmdk", datacenter=datacenter)
-    info = session._wait_for_task_update(task, "delete a missing disk")
+    [info] = session._wait_for_updates([(task, "delete a missing disk")])
     assert info["info.state"] == "error"
     assert isinstance(info["info.error"], vim.fault.FileNotFound)
     calls = [message["method"] for message in logger.messages
@@ -524,6 +524,158 @@ def test_timeout_bounds_a_wait_and_the_waiter_is_kept(slow_session,
     path, result = create_disk(session, datacenter)
     assert result == path
     assert session._waiters == [waiter]
+
+
+def test_tasks_waited_for_together_share_one_waiter(slow_session, logger,
+                                                   monkeypatch):
+    """
+    Tasks started together are waited for on one waiter: one request
+    points it at all of them, then its updates until the last ended --
+    fewer than the two or three a wait for each costs.  Each task's
+    outcome is its own: a result, or the task's fault.
+    """
+    session, datacenter = slow_session()
+    create_disk(session, datacenter)  # the waiter, kept
+    started = [start_disk(session, datacenter) for _ in range(3)]
+    missing = session.call(
+        session.content().virtualDiskManager.DeleteVirtualDisk_Task,
+        name="[LocalDS_0] waits/missing.vmdk", datacenter=datacenter)
+    counter = SoapCounter(monkeypatch)
+    outcomes = session.wait_for_tasks(
+        [(task, "create " + path) for task, path in started]
+        + [(missing, "delete a missing disk")])
+    assert [outcome.result() for outcome in outcomes[:3]] == [
+        path for _, path in started]
+    with pytest.raises(vim.fault.FileNotFound):
+        outcomes[3].result()
+    # The failed task is logged as a failed wait for it, with its fault.
+    waits = [message for message in logger.messages
+             if message.get("action_type") ==
+             "vsphere_flocker_driver:vcenter:wait_for_task"]
+    read = [message["description"] for message in waits
+            if message["action_status"] == "started"]
+    assert read[-4:] == ["create " + path for _, path in started] + [
+        "delete a missing disk"]
+    [failed] = [message for message in waits
+                if message["action_status"] == "failed"]
+    assert "FileNotFound" in failed["fault"]
+    logger.flush_tracebacks(vim.fault.FileNotFound)
+    assert counter.calls[0] == "ResetListView"
+    assert set(counter.calls[1:]) == {"WaitForUpdatesEx"}
+    assert len(counter.calls) <= 2 + len(outcomes), counter.calls
+    assert session.wait_for_tasks([]) == []
+
+
+def test_tasks_waited_for_together_time_out_on_the_first_not_ended(
+        slow_session, slow_simulator, logger, monkeypatch):
+    from vsphere_flocker_driver.errors import TaskTimeout
+    from vsphere_flocker_driver.testtools.simulator import find_entity
+    session, datacenter = slow_session(operation_timeout=2)
+    vm = find_entity(session.content(), vim.VirtualMachine,
+                     slow_simulator.vms[0].name)
+    session.run_task(vm.ReconfigVM_Task, "inject a hang",
+                     spec=vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(
+                         key="vcsim.inject.reconfigure", value="Hang:1")]))
+    disk, path = start_disk(session, datacenter)
+    hang = session.call(vm.ReconfigVM_Task, spec=vim.vm.ConfigSpec())
+    with pytest.raises(TaskTimeout) as caught:
+        session.wait_for_tasks([(disk, "create a disk"), (hang, "hang")])
+    assert (caught.value.task, caught.value.state) in (
+        (hang._moId, "queued"), (hang._moId, "running"))
+    assert "(hang)" in str(caught.value)
+    logger.flush_tracebacks(TaskTimeout)
+    # The disk's task ended meanwhile, as the waiter, kept, was told.
+    [waiter] = session._waiters
+    counter = SoapCounter(monkeypatch)
+    [outcome] = session.wait_for_tasks([(disk, "create a disk")])
+    assert outcome.result() == path
+    assert counter.calls == ["ResetListView"]
+    assert session._waiters == [waiter]
+
+
+class _Update(object):
+    """A plain stand-in for one of pyVmomi's update objects."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def _answer(*changes):
+    """An ``UpdateSet`` of ``(kind, task id, state or None, missing)``."""
+    return _Update(version="v", filterSet=[_Update(objectSet=[
+        _Update(obj=_Update(_moId=key), kind=kind,
+                changeSet=[] if state is None else [
+                    _Update(name="info.state", val=state)],
+                missingSet=missing)
+        for kind, key, state, missing in changes])])
+
+
+def test_a_waiter_forgets_a_task_a_reset_took_out_once_it_left():
+    from vsphere_flocker_driver.vcenter import _TaskWaiter
+    waiter = _TaskWaiter(1, None, None, ("task-1",))
+    assert waiter.take_in(_answer(
+        ("enter", "task-1", "success", []))) == (set(), {})
+    waiter.pointed_at(("task-2",))
+    assert waiter.take_in(_answer(
+        ("leave", "task-1", None, []), ("enter", "task-2", "running", []),
+        ("modify", "task-9", "error", []))) == (set(), {})
+    assert waiter.infos == {"task-2": {"info.state": "running"}}
+
+
+def test_a_task_put_back_in_the_view_keeps_what_was_told_of_it():
+    """
+    vCenter may report a task taken out and put back in between two reads
+    as leaving and entering again, or not at all: it is not gone either
+    way, and its state is known either way.
+    """
+    from vsphere_flocker_driver.vcenter import _TaskWaiter
+    for read in [("leave", "task-1", None, []),
+                 ("enter", "task-1", "success", [])], []:
+        waiter = _TaskWaiter(1, None, None, ("task-1", "task-2"))
+        waiter.take_in(_answer(("enter", "task-1", "success", []),
+                               ("enter", "task-2", "success", [])))
+        waiter.pointed_at(("task-1",))
+        waiter.pointed_at(("task-1", "task-2"))
+        waiter.pointed_at(("task-2", "task-1"))
+        assert waiter.take_in(_answer(*read)) == (set(), {})
+        assert waiter.infos["task-1"] == {"info.state": "success"}
+        assert waiter.infos["task-2"] == {"info.state": "success"}
+
+
+def test_a_task_of_the_view_that_leaves_it_is_gone():
+    from vsphere_flocker_driver.vcenter import _TaskWaiter
+    waiter = _TaskWaiter(1, None, None, ("task-1", "task-2"))
+    missing = ["info.state not given"]
+    gone, untold = waiter.take_in(_answer(
+        ("enter", "task-1", "running", []), ("leave", "task-1", None, []),
+        ("enter", "task-2", None, missing)))
+    assert gone == {"task-1"}
+    assert list(untold) == ["task-2"]
+    assert untold["task-2"].missingSet == missing
+    # A later report with the property says what it did not.
+    assert waiter.take_in(_answer(
+        ("modify", "task-2", "success", []))) == (set(), {})
+
+
+def test_a_waiter_waits_again_for_tasks_it_was_pointed_away_from(
+        slow_session, monkeypatch):
+    """
+    Tasks waited for together, then one of them alone, then both again,
+    on one waiter: each wait tells each task's outcome, the last with no
+    wait on vCenter (both are known to have ended).
+    """
+    session, datacenter = slow_session()
+    create_disk(session, datacenter)  # the waiter, kept
+    started = [start_disk(session, datacenter) for _ in range(2)]
+    tasks = [(task, "create " + path) for task, path in started]
+    paths = [path for _, path in started]
+    assert [o.result() for o in session.wait_for_tasks(tasks)] == paths
+    assert [o.result() for o in session.wait_for_tasks(tasks[:1])] == \
+        paths[:1]
+    counter = SoapCounter(monkeypatch)
+    assert [o.result() for o in session.wait_for_tasks(tasks)] == paths
+    assert counter.calls == ["ResetListView"]
+    assert len(session._waiters) == 1
 
 
 def end_session(session, simulator):

@@ -43,6 +43,11 @@ METHOD = _text_field("method", "The vSphere API method called.")
 TARGET = _text_field("target", "The managed object a method was called on.")
 TASK = _text_field("task", "A vCenter task's managed object id.")
 DESCRIPTION = _text_field("description", "What a task is doing.")
+TASKS = Field("tasks", lambda ids: [text_type(id_) for id_ in ids],
+              "vCenter tasks' managed object ids.")
+DESCRIPTIONS = Field(
+    "descriptions", lambda texts: [text_type(text) for text in texts],
+    "What each of several tasks is doing, in the order of their ids.")
 VM = _text_field("vm", "A virtual machine's managed object id.")
 REASON = _text_field("reason", "Why something happened, as one sentence.")
 ATTEMPT = _int_field("attempt", "The number of an attempt, from 1.")
@@ -89,6 +94,9 @@ VCENTER_CALL = ActionType(
 WAIT_FOR_TASK = ActionType(
     _PREFIX + "vcenter:wait_for_task", [TASK, DESCRIPTION], [],
     "The driver waits for a vCenter task to finish.")
+WAIT_FOR_TASKS = ActionType(
+    _PREFIX + "vcenter:wait_for_tasks", [TASKS, DESCRIPTIONS], [],
+    "The driver waits for several vCenter tasks started together to finish.")
 RECONFIGURE_VM = ActionType(
     _PREFIX + "vcenter:reconfigure", [VM, DESCRIPTION], [],
     "A VM's devices are being changed.")

@@ -18,7 +18,7 @@ from pyVmomi import SoapStubAdapter, pbm, vim, vmodl
 from ._compat import monotonic, native_string, text_type
 from ._logging import (
     LOGIN, SESSION_EXPIRED, TLS_VERIFICATION_DISABLED, VCENTER_CALL,
-    WAIT_FOR_TASK, log_message,
+    WAIT_FOR_TASK, WAIT_FOR_TASKS, log_message,
 )
 from .errors import (
     LicenceRefused, PropertiesUnknown, TaskTimeout, VCenterUnavailable,
@@ -433,39 +433,54 @@ class VCenter(object):
             if info is None:
                 # At least one look at the task, however long the watcher
                 # took: a task that ended is never reported as timed out.
-                info = self._wait_for_task_update(
-                    task, description, max(deadline, monotonic() + 1.0))
-            if info.get("info.state") == "error":
-                fault = info.get("info.error")
-                if isinstance(fault, vim.fault.RestrictedVersion):
-                    raise LicenceRefused(description)
-                if fault is None:
-                    # vCenter always says why; a task that does not is
-                    # still a failure, never a success.
-                    fault = vmodl.RuntimeFault(msg="the task failed without "
-                                               "saying why")
-                raise fault
-            return info.get("info.result")
+                [info] = self._wait_for_updates(
+                    [(task, description)], max(deadline, monotonic() + 1.0))
+            return _task_result(info, description)
 
-    def _wait_for_task_update(self, task, description, deadline=None):
+    def wait_for_tasks(self, tasks):
         """
-        Wait until ``task`` ends, on a waiter of this session's; one whose
-        objects died with their session (it was opened again meanwhile) is
-        replaced by a new one, a bounded number of times.
+        Wait for each of ``tasks`` (``[(task, description)]``, started
+        together, such as the searches of a datastore cluster's members)
+        to end, all on one waiter: one ``ResetListView`` pointing it at
+        all of them, then its updates until the last one ended, bounded by
+        one operation timeout.  Typically three requests for them all,
+        where waiting for each in turn costs two or three each.  Each
+        task's own outcome is read from its ``TaskOutcome``.
 
-        :returns: ``{property path: value}`` of the ended task.
-        :raises TaskTimeout: it did not end by ``deadline`` (by default,
+        :returns: a ``TaskOutcome`` for each, in order.
+        :raises TaskTimeout: one of them did not end in time (the first).
+        :raises vmodl.fault.ManagedObjectNotFound: vCenter no longer has
+            one of them.
+        """
+        if not tasks:
+            return []
+        with WAIT_FOR_TASKS(tasks=_task_ids(tasks),
+                            descriptions=[text for _, text in tasks]):
+            infos = self._wait_for_updates(tasks)
+        return [TaskOutcome(task, description, info)
+                for (task, description), info in zip(tasks, infos)]
+
+    def _wait_for_updates(self, tasks, deadline=None):
+        """
+        Wait until each of ``tasks`` (``[(task, description)]``) ends, on
+        a waiter of this session's; one whose objects died with their
+        session (it was opened again meanwhile) is replaced by a new one, a
+        bounded number of times.
+
+        :returns: ``[{property path: value}]`` of each ended task, in order.
+        :raises TaskTimeout: one did not end by ``deadline`` (by default,
             within the operation timeout).
         :raises VCenterUnavailable: the waiters kept disappearing.
         """
         timeout = self.config.operation_timeout
         if deadline is None:
             deadline = monotonic() + timeout
-        info = {}
+        infos = dict((task._moId, {}) for task, _ in tasks)
         lost = 0
         while True:
             try:
-                return self._wait_once(task, description, deadline, info)
+                self._wait_once(tasks, deadline, infos)
+                return [infos[task._moId] for task, _ in tasks]
             except _WaiterLost:
                 lost += 1
                 if lost > _MAX_LOGINS:
@@ -473,32 +488,35 @@ class VCenter(object):
                         self.config.vc_host, self.config.vc_port,
                         "vCenter lost the task wait's property collector {} "
                         "times in a row".format(lost))
+                running = _first_running(tasks, infos)
+                if running is None:
+                    # Each had ended before the waiter was lost.
+                    return [infos[task._moId] for task, _ in tasks]
                 if monotonic() >= deadline:
-                    raise TaskTimeout(task._moId, description,
-                                      info.get("info.state"), timeout)
+                    raise _timed_out(running, timeout)
 
-    def _wait_once(self, task, description, deadline, info):
+    def _wait_once(self, tasks, deadline, infos):
         """
-        One waiter's wait for ``task``; fills ``info``.  The waiter is kept
-        for the next wait unless a request on it was cut off, it failed, or
-        the session it belongs to is gone.
+        One waiter's wait for ``tasks``; fills ``infos`` (``{task _moId:
+        {path: value}}``).  The waiter is kept for the next wait unless a
+        request on it was cut off, it failed, or the session it belongs to
+        is gone.
 
         :raises _WaiterLost: its collector, filter or view no longer exist.
         """
-        waiter = self._take_waiter() or self._new_waiter(task)
+        waiter = self._take_waiter() or self._new_waiter(tasks)
         keep = False
         try:
-            self._wait_with(waiter, task, description, deadline, info)
+            self._wait_with(waiter, tasks, deadline, infos)
             keep = True
-            return info
         except (TaskTimeout, PropertiesUnknown):
             keep = waiter.settled
             raise
         except (SessionObjectGone, vmodl.query.InvalidCollectorVersion):
-            # A new waiter reads the task's state afresh.
+            # A new waiter reads the tasks' states afresh.
             raise _WaiterLost()
         except vmodl.fault.ManagedObjectNotFound as fault:
-            if not _same_object(fault.obj, task):
+            if not _one_of(fault.obj, tasks):
                 raise _WaiterLost()
             keep = True
             raise
@@ -523,9 +541,9 @@ class VCenter(object):
                 # Its objects died with the session it belonged to.
         return None
 
-    def _new_waiter(self, task):
+    def _new_waiter(self, tasks):
         """
-        A waiter whose view holds ``task`` already: three requests, made
+        A waiter whose view holds ``tasks`` already: three requests, made
         once for each thread waiting at the same time in a session.
 
         :raises _WaiterLost: the session ended while it was being made.
@@ -534,19 +552,21 @@ class VCenter(object):
         generation = self._generation
         try:
             # The view first: a task that is gone leaves nothing behind.
-            view = self.call(content.viewManager.CreateListView, [task])
+            view = self.call(content.viewManager.CreateListView,
+                             [task for task, _ in tasks])
             collector = self.call(
                 content.propertyCollector.CreatePropertyCollector)
             self.call(collector.CreateFilter,
                       view_spec(view, vim.Task, _TASK_PROPERTIES),
                       partialUpdates=False)
         except vmodl.fault.ManagedObjectNotFound as fault:
-            if _same_object(fault.obj, task):
+            if _one_of(fault.obj, tasks):
                 raise
             raise _WaiterLost()
         except SessionObjectGone:
             raise _WaiterLost()
-        return _TaskWaiter(generation, collector, view, task._moId)
+        return _TaskWaiter(generation, collector, view,
+                           _task_ids(tasks))
 
     def _destroy_waiter(self, waiter):
         """Destroy a waiter vCenter refused a request of, as far as it can."""
@@ -559,29 +579,46 @@ class VCenter(object):
                 # is what the caller needs to see.
                 pass
 
-    def _wait_with(self, waiter, task, description, deadline, info):
+    def _wait_with(self, waiter, tasks, deadline, infos):
         """
-        Point ``waiter`` at ``task`` (one ``ResetListView`` unless its view
-        holds it already) and read updates until the task ends.
+        Point ``waiter`` at ``tasks`` (one ``ResetListView`` unless its
+        view holds them already) and read updates until each has ended;
+        ``infos`` gets what the waiter knows of each.
 
         vCenter reports a task entering the view with its current state, so
-        the first answer may already tell its end; updates of the tasks of
-        earlier waits on this waiter are passed over.
+        the first answer may already tell its end; a task that stays in
+        the view enters it no more, and what the waiter was told of it
+        before holds (``_TaskWaiter.take_in``).
         """
+        try:
+            self._read_updates(waiter, tasks, deadline)
+        finally:
+            for task, _ in tasks:
+                if task._moId in waiter.infos:
+                    infos[task._moId] = dict(waiter.infos[task._moId])
+
+    def _read_updates(self, waiter, tasks, deadline):
+        """``_wait_with``'s requests, into ``waiter.infos``."""
         timeout = self.config.operation_timeout
-        if waiter.task != task._moId:
+        ids = _task_ids(tasks)
+        by_id = dict(zip(ids, (task for task, _ in tasks)))
+        if waiter.tasks != ids:
             waiter.settled = False
             unresolved = self.call_on_session_object(
-                waiter.view.ResetListView, [task])
+                waiter.view.ResetListView, list(by_id.values()))
             waiter.settled = True
-            waiter.task = task._moId
-            if any(_same_object(obj, task) for obj in unresolved or ()):
-                raise vmodl.fault.ManagedObjectNotFound(obj=task)
+            waiter.pointed_at(ids)
+            for obj in unresolved or ():
+                task = by_id.get(getattr(obj, "_moId", None))
+                if task is not None:
+                    raise vmodl.fault.ManagedObjectNotFound(obj=task)
         while True:
+            running = _first_running(tasks, waiter.infos)
+            if running is None:
+                return
             remaining = deadline - monotonic()
             if remaining <= 0:
-                raise TaskTimeout(task._moId, description,
-                                  info.get("info.state"), timeout)
+                raise _timed_out(running, timeout)
             options = vmodl.query.PropertyCollector.WaitOptions(
                 maxWaitSeconds=task_wait_seconds(remaining, timeout))
             waiter.settled = False
@@ -593,25 +630,18 @@ class VCenter(object):
                 # With a timeout under two seconds the shortest wait
                 # vCenter knows (one second) can outlast the request.
                 if error.timed_out and monotonic() >= deadline:
-                    raise TaskTimeout(task._moId, description,
-                                      info.get("info.state"), timeout)
+                    raise _timed_out(running, timeout)
                 raise
             waiter.settled = True
             if update is None:
                 continue
-            waiter.version = update.version
-            for filter_update in update.filterSet or ():
-                for object_update in filter_update.objectSet or ():
-                    if not _same_object(object_update.obj, task):
-                        continue
-                    if object_update.kind == "leave":
-                        # vCenter no longer has the task.
-                        raise vmodl.fault.ManagedObjectNotFound(obj=task)
-                    for change in object_update.changeSet or ():
-                        info[change.name] = change.val
-                    self._check_update(task, object_update, waiter.generation)
-            if info.get("info.state") in TERMINAL_TASK_STATES:
-                return info
+            # The whole answer is taken in before any of it is acted on.
+            gone, untold = waiter.take_in(update)
+            for key in sorted(untold):
+                self._check_update(by_id[key], untold[key], waiter.generation)
+            for key in sorted(gone):
+                # vCenter no longer has the task.
+                raise vmodl.fault.ManagedObjectNotFound(obj=by_id[key])
 
     def _check_update(self, task, object_update, generation):
         """
@@ -666,6 +696,76 @@ class VCenter(object):
                     for profile in profiles)
 
 
+class TaskOutcome(object):
+    """How one of the tasks ``VCenter.wait_for_tasks`` waited for ended."""
+
+    def __init__(self, task, description, info):
+        self._task = task
+        self._description = description
+        self._info = info
+
+    def result(self):
+        """
+        The task's ``info.result``, read in a ``wait_for_task`` action of
+        its own, so that a task that failed is logged as one whose wait
+        failed, with its fault, as a task waited for alone is.
+
+        :raises vmodl.MethodFault: the task's own fault.
+        """
+        with WAIT_FOR_TASK(task=self._task._moId,
+                           description=self._description):
+            return _task_result(self._info, self._description)
+
+
+def _task_result(info, description):
+    """
+    The ``info.result`` of an ended task (``info``: ``{path: value}``).
+
+    :raises vmodl.MethodFault: the task's own fault, the same typed fault a
+        direct call raises.
+    :raises LicenceRefused: the licence does not allow it.
+    """
+    if info.get("info.state") == "error":
+        fault = info.get("info.error")
+        if isinstance(fault, vim.fault.RestrictedVersion):
+            raise LicenceRefused(description)
+        if fault is None:
+            # vCenter always says why; a task that does not is still a
+            # failure, never a success.
+            fault = vmodl.RuntimeFault(msg="the task failed without saying "
+                                       "why")
+        raise fault
+    return info.get("info.result")
+
+
+def _first_running(tasks, infos):
+    """
+    ``(task, description, state)`` of the first of ``tasks`` not reported
+    ended in ``infos``, or ``None``.
+    """
+    for task, description in tasks:
+        state = infos[task._moId].get("info.state")
+        if state not in TERMINAL_TASK_STATES:
+            return task, description, state
+    return None
+
+
+def _timed_out(running, timeout):
+    """The ``TaskTimeout`` of ``_first_running``'s ``running`` task."""
+    task, description, state = running
+    return TaskTimeout(task._moId, description, state, timeout)
+
+
+def _task_ids(tasks):
+    """The ``_moId`` of each of ``tasks`` (``[(task, description)]``)."""
+    return tuple(task._moId for task, _ in tasks)
+
+
+def _one_of(obj, tasks):
+    """Whether ``obj`` (a fault's ``obj``) is one of ``tasks``."""
+    return any(_same_object(obj, task) for task, _ in tasks)
+
+
 class SessionObjectGone(Exception):
     """
     An object a session made (a property collector, a view) is gone: the
@@ -684,9 +784,9 @@ class _TaskWaiter(object):
     What a task wait needs on vCenter, kept for the next wait: a property
     collector of its own holding one filter on ``info.state``,
     ``info.error`` and ``info.result`` of the tasks of a list view.  Pointing
-    it at another task is one request (``ResetListView``), where a collector
+    it at other tasks is one request (``ResetListView``), where a collector
     or filter made for each wait costs requests to make and to destroy, and
-    nothing is left behind on vCenter but the last task in the view.
+    nothing is left behind on vCenter but the last tasks in the view.
 
     One thread uses it at a time: ``WaitForUpdatesEx`` answers for all of a
     collector's filters, so threads sharing one would take each other's
@@ -696,19 +796,72 @@ class _TaskWaiter(object):
         belong to; they die with it.
     :ivar collector: Its ``PropertyCollector``.
     :ivar view: Its ``ListView``.
-    :ivar text task: The ``_moId`` of the task its view holds.
+    :ivar tuple tasks: The ``_moId`` of each task its view holds.
+    :ivar dict infos: ``{task _moId: {path: value}}``, what its collector
+        told of each of them so far (and of those a reset took out of the
+        view, until their leaving is read).
     :ivar version: The update version its collector last answered.
     :ivar bool settled: Its last request was answered; one that was cut off
         leaves it in a state nobody knows, and it is not used again.
     """
 
-    def __init__(self, generation, collector, view, task):
+    def __init__(self, generation, collector, view, tasks):
         self.generation = generation
         self.collector = collector
         self.view = view
-        self.task = task
+        self.tasks = tasks
+        self.infos = dict((key, {}) for key in tasks)
+        # Tasks a reset took out of its view whose leaving is not read yet.
+        self._leaving = set()
         self.version = ""
         self.settled = True
+
+    def pointed_at(self, tasks):
+        """Its view was reset to hold ``tasks`` (``_moId``) instead."""
+        self._leaving |= set(self.tasks) - set(tasks)
+        self.tasks = tasks
+        for key in tasks:
+            self.infos.setdefault(key, {})
+
+    def take_in(self, update):
+        """
+        Apply one answer of its collector (``UpdateSet``), in order.  A
+        task that a reset took out of the view leaves it, and is
+        forgotten; one put back in before that was read may be reported
+        leaving and entering again, or not at all, and what was told of
+        it holds until it enters again.  Any other task of the view that
+        leaves it is gone from vCenter.
+
+        :returns: ``(gone, untold)``: the ``_moId`` of each of its tasks
+            that vCenter no longer has; ``{_moId: object update}`` of each
+            whose last update lacks a property (``missingSet``).
+        """
+        self.version = update.version
+        gone, untold = set(), {}
+        for filter_update in update.filterSet or ():
+            for object_update in filter_update.objectSet or ():
+                key = getattr(object_update.obj, "_moId", None)
+                if key not in self.infos:
+                    continue
+                current = key in self.tasks
+                untold.pop(key, None)
+                if object_update.kind == "leave":
+                    if key in self._leaving:
+                        self._leaving.discard(key)
+                        if not current:
+                            del self.infos[key]
+                    elif current:
+                        gone.add(key)
+                    continue
+                gone.discard(key)
+                if object_update.kind == "enter":
+                    self.infos[key] = {}
+                info = self.infos[key]
+                for change in object_update.changeSet or ():
+                    info[change.name] = change.val
+                if current and object_update.missingSet:
+                    untold[key] = object_update
+        return gone, untold
 
 
 def _session_scoped(obj):
