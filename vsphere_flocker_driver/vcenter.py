@@ -443,8 +443,10 @@ class VCenter(object):
         together, such as the searches of a datastore cluster's members)
         to end, all on one waiter: one ``ResetListView`` pointing it at
         all of them, then its updates until the last one ended, bounded by
-        one operation timeout.  Typically three requests for them all,
-        where waiting for each in turn costs two or three each.  Each
+        one operation timeout.  That is one request more than the reports
+        vCenter makes: one when all had ended by the first, otherwise one
+        more for each moment one ends (at most one per task), where
+        waiting for each in turn costs two or three requests each.  Each
         task's own outcome is read from its ``TaskOutcome``.
 
         :returns: a ``TaskOutcome`` for each, in order.
