@@ -28,10 +28,11 @@ from vsphere_flocker_driver.inventory import (
     Datastore, DatastoreCluster, InventoryLookup,
 )
 from vsphere_flocker_driver.testtools.simulator import (
-    Simulator, SimulatorUnavailable, find_entity,
+    Simulator, find_entity,
 )
 from vsphere_flocker_driver.vcenter import VCenter
 
+from .conftest import started
 from .test_simulator import wait
 
 GiB = 1024 ** 3
@@ -210,14 +211,10 @@ def pod_sim():
     A simulator with a cluster under Storage DRS, one without, and one that
     gains a member (LocalDS_1) in the test that moves it there.
     """
-    simulator = Simulator(
+    simulator = started(Simulator(
         vms=1, hosts=1, clusters=1, cluster_hosts=1, datastores=2,
         pods={SDRS_POD: 2, MANUAL_POD: {"datastores": 2, "sdrs": False},
-              GROWING_POD: {"datastores": 1, "sdrs": False}})
-    try:
-        simulator.start()
-    except SimulatorUnavailable as error:
-        pytest.skip("the vCenter simulator is not available: {}".format(error))
+              GROWING_POD: {"datastores": 1, "sdrs": False}}))
     yield simulator
     simulator.stop()
 

@@ -21,6 +21,8 @@ from pyVmomi import vim, vmodl  # noqa: E402
 from vsphere_flocker_driver.testtools.simulator import (  # noqa: E402
     Simulator, SimulatorUnavailable, find_entity)
 
+from .conftest import started  # noqa: E402
+
 GIB_IN_KB = 1024 * 1024
 DISK_UUID = re.compile(
     r"^60 00 C2 9[0-9a-f]( [0-9a-f]{2}){4}-[0-9a-f]{2}( [0-9a-f]{2}){7}$")
@@ -30,11 +32,7 @@ BACKING_UUID = re.compile(
 
 @pytest.fixture(scope="module")
 def sim():
-    simulator = Simulator(vms=2, hosts=1, clusters=1, cluster_hosts=1)
-    try:
-        simulator.start()
-    except SimulatorUnavailable as e:
-        pytest.skip("vCenter simulator unavailable: %s" % (e,))
+    simulator = started(Simulator(vms=2, hosts=1, clusters=1, cluster_hosts=1))
     yield simulator
     simulator.stop()
 
@@ -838,13 +836,9 @@ SDRS_POD, MANUAL_POD = "POD_SDRS", "POD_MANUAL"
 
 @pytest.fixture(scope="module")
 def storage_sim():
-    simulator = Simulator(
+    simulator = started(Simulator(
         vms=2, hosts=1, clusters=1, cluster_hosts=1, vsan=True, vvol=True,
-        pods={SDRS_POD: 2, MANUAL_POD: {"datastores": 2, "sdrs": False}})
-    try:
-        simulator.start()
-    except SimulatorUnavailable as e:
-        pytest.skip("vCenter simulator unavailable: %s" % (e,))
+        pods={SDRS_POD: 2, MANUAL_POD: {"datastores": 2, "sdrs": False}}))
     yield simulator
     simulator.stop()
 
@@ -1378,11 +1372,8 @@ TASK_DELAY = 1.0
 
 @pytest.fixture(scope="module")
 def slow_sim():
-    simulator = Simulator(vms=1, hosts=1, clusters=0, task_delay=TASK_DELAY)
-    try:
-        simulator.start()
-    except SimulatorUnavailable as e:
-        pytest.skip("vCenter simulator unavailable: %s" % (e,))
+    simulator = started(Simulator(vms=1, hosts=1, clusters=0,
+                                  task_delay=TASK_DELAY))
     yield simulator
     simulator.stop()
 

@@ -9,16 +9,13 @@ it found them.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-import os
 
 import pytest
 
-from vsphere_flocker_driver.testtools.simulator import (
-    Simulator, SimulatorUnavailable,
-)
+from vsphere_flocker_driver.testtools.simulator import Simulator
 from vsphere_flocker_driver.testtools.soak import SoakSettings, run_soak
 
-from .conftest import find_vm
+from .conftest import find_vm, started
 
 #: Short (the whole test takes about 15 s), yet long enough for every actor
 #: to act more than once.
@@ -32,12 +29,7 @@ SETTINGS = SoakSettings(
 @pytest.fixture(scope="module")
 def simulator():
     """A simulator of the soak's own: a second datastore to migrate to."""
-    try:
-        sim = Simulator(vms=2, clusters=0, datastores=2).start()
-    except SimulatorUnavailable as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("the vCenter simulator is not available: {}".format(error))
+    sim = started(Simulator(vms=2, clusters=0, datastores=2))
     try:
         yield sim
     finally:

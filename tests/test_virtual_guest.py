@@ -24,9 +24,11 @@ from twisted.python.filepath import FilePath  # noqa: E402
 from vsphere_flocker_driver.guest import (  # noqa: E402
     GuestIdentityUnknown, SysfsGuest, byte_swapped)
 from vsphere_flocker_driver.testtools.simulator import (  # noqa: E402
-    Simulator, SimulatorUnavailable)
+    Simulator)
 from vsphere_flocker_driver.testtools.virtual_guest import (  # noqa: E402
     VirtualGuest, VirtualGuestError, loop_devices_available, serial_for)
+
+from .conftest import started  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -46,11 +48,7 @@ def simulator():
     available, reason = loop_devices_available()
     if not available:
         _unavailable("loop devices are not available: %s" % (reason,))
-    sim = Simulator(vms=2)
-    try:
-        sim.start()
-    except SimulatorUnavailable as error:
-        _unavailable("the vCenter simulator is not available: %s" % (error,))
+    sim = started(Simulator(vms=2))
     yield sim
     sim.stop()
 
