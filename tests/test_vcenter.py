@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from pyVmomi import SoapStubAdapter, vim
+from pyVmomi import SoapStubAdapter, vim, vmodl
 
 from vsphere_flocker_driver import vsphere_from_configuration
 from vsphere_flocker_driver.config import configuration_from_dataset
@@ -622,24 +622,25 @@ def test_a_waiter_forgets_a_task_a_reset_took_out_once_it_left():
     assert waiter.infos == {"task-2": {"info.state": "running"}}
 
 
-def test_a_task_put_back_in_the_view_keeps_what_was_told_of_it():
+@pytest.mark.parametrize("reported", [
+    [("leave", "task-2", None, []), ("enter", "task-2", "success", [])],
+    [],
+], ids=["left and entered again", "nothing"])
+def test_a_task_put_back_in_the_view_keeps_what_was_told_of_it(reported):
     """
     vCenter may report a task taken out and put back in between two reads
     as leaving and entering again, or not at all: it is not gone either
     way, and its state is known either way.
     """
     from vsphere_flocker_driver.vcenter import _TaskWaiter
-    for read in [("leave", "task-1", None, []),
-                 ("enter", "task-1", "success", [])], []:
-        waiter = _TaskWaiter(1, None, None, ("task-1", "task-2"))
-        waiter.take_in(_answer(("enter", "task-1", "success", []),
-                               ("enter", "task-2", "success", [])))
-        waiter.pointed_at(("task-1",))
-        waiter.pointed_at(("task-1", "task-2"))
-        waiter.pointed_at(("task-2", "task-1"))
-        assert waiter.take_in(_answer(*read)) == (set(), {})
-        assert waiter.infos["task-1"] == {"info.state": "success"}
-        assert waiter.infos["task-2"] == {"info.state": "success"}
+    waiter = _TaskWaiter(1, None, None, ("task-1", "task-2"))
+    waiter.take_in(_answer(("enter", "task-1", "success", []),
+                           ("enter", "task-2", "success", [])))
+    waiter.pointed_at(("task-1",))
+    waiter.pointed_at(("task-2", "task-1"))
+    assert waiter.take_in(_answer(*reported)) == (set(), {})
+    assert waiter.infos == {"task-1": {"info.state": "success"},
+                            "task-2": {"info.state": "success"}}
 
 
 def test_a_task_of_the_view_that_leaves_it_is_gone():
@@ -655,6 +656,36 @@ def test_a_task_of_the_view_that_leaves_it_is_gone():
     # A later report with the property says what it did not.
     assert waiter.take_in(_answer(
         ("modify", "task-2", "success", []))) == (set(), {})
+
+
+def test_a_task_vcenter_does_not_have_is_forgotten():
+    """
+    Neither a task vCenter could not put in the view nor one that left it
+    on its own is awaited leaving, nor taken for one the view holds.
+    """
+    from vsphere_flocker_driver.vcenter import _TaskWaiter
+    waiter = _TaskWaiter(1, None, None, ("task-1", "task-2"))
+    gone, _ = waiter.take_in(_answer(("enter", "task-1", "running", []),
+                                     ("leave", "task-2", None, [])))
+    waiter.forget(gone)
+    assert (waiter.tasks, list(waiter.infos)) == (("task-1",), ["task-1"])
+    waiter.pointed_at(("task-3",))
+    waiter.forget(["task-3"])
+    waiter.take_in(_answer(("leave", "task-1", None, [])))
+    assert (waiter.tasks, waiter.infos, waiter._leaving) == ((), {}, set())
+
+
+def test_a_wait_for_a_task_vcenter_does_not_have_fails_each_time(
+        slow_session):
+    session, datacenter = slow_session()
+    create_disk(session, datacenter)  # the waiter, kept
+    ghost = vim.Task("task-999999",
+                     session.content().propertyCollector._stub)
+    for _ in range(2):
+        with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+            session.wait_for_tasks([(ghost, "a task vCenter never had")])
+    path, result = create_disk(session, datacenter)
+    assert result == path
 
 
 def test_a_waiter_waits_again_for_tasks_it_was_pointed_away_from(

@@ -903,10 +903,10 @@ def search_cluster(vcenter, datastores, layout, spec):
     below with ``spec`` on each of ``datastores``, one task each, all
     started before they are waited for together: a datastore cluster's
     members are searched at once, and waiting for them costs one request
-    pointing the waiter at them all and one per report of vCenter's (at
-    most one more than the searches; ``VCenter.wait_for_tasks``), where
-    waiting for each in turn cost two or three each.  Datastores without
-    the folder are left out.
+    pointing the waiter at them all and one per report of vCenter's
+    (usually one for the start and one for each moment a search ends;
+    ``VCenter.wait_for_tasks``), where waiting for each in turn cost two
+    or three each.  Datastores without the folder are left out.
 
     :param VCenter vcenter:
     :param datastores: ``{name: Datastore}``, e.g. the look-up's

@@ -444,10 +444,10 @@ class VCenter(object):
         to end, all on one waiter: one ``ResetListView`` pointing it at
         all of them, then its updates until the last one ended, bounded by
         one operation timeout.  That is one request more than the reports
-        vCenter makes: one when all had ended by the first, otherwise one
-        more for each moment one ends (at most one per task), where
-        waiting for each in turn costs two or three requests each.  Each
-        task's own outcome is read from its ``TaskOutcome``.
+        vCenter makes: usually one when all had ended by the first,
+        otherwise about one more for each moment one ends, where waiting
+        for each in turn costs two or three requests each.  Each task's
+        own outcome is read from its ``TaskOutcome``.
 
         :returns: a ``TaskOutcome`` for each, in order.
         :raises TaskTimeout: one of them did not end in time (the first).
@@ -520,7 +520,11 @@ class VCenter(object):
         except vmodl.fault.ManagedObjectNotFound as fault:
             if not _one_of(fault.obj, tasks):
                 raise _WaiterLost()
-            keep = True
+            if waiter.settled:
+                keep = True  # vCenter said it no longer has the task
+            else:
+                # Its reset was refused: what its view holds now is unknown.
+                self._destroy_waiter(waiter)
             raise
         except vmodl.MethodFault:
             self._destroy_waiter(waiter)
@@ -596,7 +600,8 @@ class VCenter(object):
             self._read_updates(waiter, tasks, deadline)
         finally:
             for task, _ in tasks:
-                if task._moId in waiter.infos:
+                # Never an earlier waiter's word replaced by nothing.
+                if waiter.infos.get(task._moId):
                     infos[task._moId] = dict(waiter.infos[task._moId])
 
     def _read_updates(self, waiter, tasks, deadline):
@@ -604,16 +609,18 @@ class VCenter(object):
         timeout = self.config.operation_timeout
         ids = _task_ids(tasks)
         by_id = dict(zip(ids, (task for task, _ in tasks)))
-        if waiter.tasks != ids:
+        if set(waiter.tasks) != set(ids):
             waiter.settled = False
             unresolved = self.call_on_session_object(
                 waiter.view.ResetListView, list(by_id.values()))
             waiter.settled = True
             waiter.pointed_at(ids)
-            for obj in unresolved or ():
-                task = by_id.get(getattr(obj, "_moId", None))
-                if task is not None:
-                    raise vmodl.fault.ManagedObjectNotFound(obj=task)
+            unresolved = [by_id[key] for key in (
+                getattr(obj, "_moId", None) for obj in unresolved or ())
+                if key in by_id]
+            if unresolved:
+                waiter.forget(task._moId for task in unresolved)
+                raise vmodl.fault.ManagedObjectNotFound(obj=unresolved[0])
         while True:
             running = _first_running(tasks, waiter.infos)
             if running is None:
@@ -641,9 +648,10 @@ class VCenter(object):
             gone, untold = waiter.take_in(update)
             for key in sorted(untold):
                 self._check_update(by_id[key], untold[key], waiter.generation)
-            for key in sorted(gone):
+            if gone:
                 # vCenter no longer has the task.
-                raise vmodl.fault.ManagedObjectNotFound(obj=by_id[key])
+                waiter.forget(gone)
+                raise vmodl.fault.ManagedObjectNotFound(obj=by_id[min(gone)])
 
     def _check_update(self, task, object_update, generation):
         """
@@ -817,6 +825,18 @@ class _TaskWaiter(object):
         self._leaving = set()
         self.version = ""
         self.settled = True
+
+    def forget(self, tasks):
+        """
+        ``tasks`` (``_moId``) are not in its view (vCenter does not have
+        them): no leaving of theirs is to be read, and the next wait for
+        them points the view at them again.
+        """
+        tasks = set(tasks)
+        self.tasks = tuple(key for key in self.tasks if key not in tasks)
+        for key in tasks:
+            self.infos.pop(key, None)
+            self._leaving.discard(key)
 
     def pointed_at(self, tasks):
         """Its view was reset to hold ``tasks`` (``_moId``) instead."""
