@@ -1676,6 +1676,34 @@ def test_polled_container_view_reports_only_what_changed(si, dc, sim):
             wait(vm.Destroy_Task())
 
 
+def test_a_list_view_change_returns_the_objects_it_cannot_resolve(sim):
+    """
+    As vCenter's: ResetListView and ModifyListView put in the view what
+    resolves and return what does not, where govmomi faulted the call
+    (after it emptied the view).
+    """
+    instance = sim.connect()
+    try:
+        content = instance.RetrieveContent()
+        vm = find_entity(content, vim.VirtualMachine, sim.vms[0].name)
+        other = find_entity(content, vim.VirtualMachine, sim.vms[1].name)
+        ghost = vim.Task("task-999999", instance._stub)
+        view = content.viewManager.CreateListView([vm])
+        try:
+            assert [ref._moId for ref in view.ResetListView(
+                [ghost, other])] == [ghost._moId]
+            assert view.view == [other]
+            assert [ref._moId for ref in view.ModifyListView(
+                add=[ghost, vm], remove=[other])] == [ghost._moId]
+            assert view.view == [vm]
+            assert view.ModifyListView(add=[], remove=[vm]) == []
+            assert view.view == []
+        finally:
+            view.DestroyView()
+    finally:
+        Disconnect(instance)
+
+
 def test_task_wait_through_a_list_view_reset_sees_the_task_end(slow_sim):
     """
     The driver's task waits: a collector on a ListView of tasks, pointed at

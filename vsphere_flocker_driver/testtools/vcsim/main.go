@@ -73,9 +73,7 @@ func wrap(cloneBiosUUID bool) {
 
 	wrapStorageSystems()
 	wrapStorageManager()
-	if len(spaceDatastores) != 0 {
-		wrapViews()
-	}
+	wrapViews()
 	addNamespaceManager()
 	addFiles()
 

@@ -316,7 +316,8 @@ func refreshSpace() {
 // Views wraps the ViewManager (by value, see VM): 0.24's container views
 // do not look inside a StoragePod (their walk knows Folder, not the
 // StoragePod that extends it), so a view of the inventory would miss the
-// member datastores that vSphere's views list.
+// member datastores that vSphere's views list; and its list views are
+// changed as vCenter's are (listview.go).
 type Views struct {
 	simulator.ViewManager
 }
