@@ -18,9 +18,10 @@ from pyVmomi import SoapStubAdapter, vim, vmodl
 from vsphere_flocker_driver import vsphere_from_configuration
 from vsphere_flocker_driver.config import configuration_from_dataset
 from vsphere_flocker_driver.errors import (
-    ConfigurationError, VCenterUnavailable,
+    ConfigurationError, TaskTimeout, VCenterUnavailable,
 )
-from vsphere_flocker_driver.vcenter import VCenter
+from vsphere_flocker_driver.testtools.simulator import find_entity
+from vsphere_flocker_driver.vcenter import VCenter, _TaskWaiter
 
 from .conftest import started
 
@@ -247,7 +248,6 @@ def test_disabled_verification_is_a_loud_warning(dataset_config):
 @pytest.mark.parametrize("timeout", [1, 2])
 def test_task_that_never_ends_times_out(
         make_api, simulator, vcenter, logger, timeout):
-    from vsphere_flocker_driver.errors import TaskTimeout
     from .test_reliability import inject
     node = simulator.vms[0]
     api = make_api(operation_timeout=timeout)
@@ -501,20 +501,24 @@ def test_session_ended_during_a_wait(slow_session, slow_simulator, logger,
     assert new is not old and new.generation > old.generation
 
 
+def hang_next_reconfiguration(session, simulator):
+    """Have the next reconfiguration of the simulator's first VM hang."""
+    vm = find_entity(session.content(), vim.VirtualMachine,
+                     simulator.vms[0].name)
+    session.run_task(vm.ReconfigVM_Task, "inject a hang",
+                     spec=vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(
+                         key="vcsim.inject.reconfigure", value="Hang:1")]))
+    return vm
+
+
 def test_timeout_bounds_a_wait_and_the_waiter_is_kept(slow_session,
                                                       slow_simulator, logger):
     """
     A task that never ends: the wait ends at the operation timeout, and the
     next wait uses the same waiter.
     """
-    from vsphere_flocker_driver.errors import TaskTimeout
-    from vsphere_flocker_driver.testtools.simulator import find_entity
     session, datacenter = slow_session(operation_timeout=2)
-    vm = find_entity(session.content(), vim.VirtualMachine,
-                     slow_simulator.vms[0].name)
-    session.run_task(vm.ReconfigVM_Task, "inject a hang",
-                     spec=vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(
-                         key="vcsim.inject.reconfigure", value="Hang:1")]))
+    vm = hang_next_reconfiguration(session, slow_simulator)
     [waiter] = session._waiters
     with pytest.raises(TaskTimeout) as caught:
         session.run_task(vm.ReconfigVM_Task, "hang", spec=vim.vm.ConfigSpec())
@@ -568,14 +572,8 @@ def test_tasks_waited_for_together_share_one_waiter(slow_session, logger,
 
 def test_tasks_waited_for_together_time_out_on_the_first_not_ended(
         slow_session, slow_simulator, logger, monkeypatch):
-    from vsphere_flocker_driver.errors import TaskTimeout
-    from vsphere_flocker_driver.testtools.simulator import find_entity
     session, datacenter = slow_session(operation_timeout=2)
-    vm = find_entity(session.content(), vim.VirtualMachine,
-                     slow_simulator.vms[0].name)
-    session.run_task(vm.ReconfigVM_Task, "inject a hang",
-                     spec=vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(
-                         key="vcsim.inject.reconfigure", value="Hang:1")]))
+    vm = hang_next_reconfiguration(session, slow_simulator)
     disk, path = start_disk(session, datacenter)
     hang = session.call(vm.ReconfigVM_Task, spec=vim.vm.ConfigSpec())
     with pytest.raises(TaskTimeout) as caught:
@@ -611,7 +609,6 @@ def _answer(*changes):
 
 
 def test_a_waiter_forgets_a_task_a_reset_took_out_once_it_left():
-    from vsphere_flocker_driver.vcenter import _TaskWaiter
     waiter = _TaskWaiter(1, None, None, ("task-1",))
     assert waiter.take_in(_answer(
         ("enter", "task-1", "success", []))) == (set(), {})
@@ -632,7 +629,6 @@ def test_a_task_put_back_in_the_view_keeps_what_was_told_of_it(reported):
     as leaving and entering again, or not at all: it is not gone either
     way, and its state is known either way.
     """
-    from vsphere_flocker_driver.vcenter import _TaskWaiter
     waiter = _TaskWaiter(1, None, None, ("task-1", "task-2"))
     waiter.take_in(_answer(("enter", "task-1", "success", []),
                            ("enter", "task-2", "success", [])))
@@ -644,9 +640,8 @@ def test_a_task_put_back_in_the_view_keeps_what_was_told_of_it(reported):
 
 
 def test_a_task_of_the_view_that_leaves_it_is_gone():
-    from vsphere_flocker_driver.vcenter import _TaskWaiter
     waiter = _TaskWaiter(1, None, None, ("task-1", "task-2"))
-    missing = ["info.state not given"]
+    missing = [_Update(path="info.state", fault=vim.fault.NoPermission())]
     gone, untold = waiter.take_in(_answer(
         ("enter", "task-1", "running", []), ("leave", "task-1", None, []),
         ("enter", "task-2", None, missing)))
@@ -663,7 +658,6 @@ def test_a_task_vcenter_does_not_have_is_forgotten():
     Neither a task vCenter could not put in the view nor one that left it
     on its own is awaited leaving, nor taken for one the view holds.
     """
-    from vsphere_flocker_driver.vcenter import _TaskWaiter
     waiter = _TaskWaiter(1, None, None, ("task-1", "task-2"))
     gone, _ = waiter.take_in(_answer(("enter", "task-1", "running", []),
                                      ("leave", "task-2", None, [])))

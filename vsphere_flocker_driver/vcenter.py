@@ -881,6 +881,9 @@ class _TaskWaiter(object):
                 info = self.infos[key]
                 for change in object_update.changeSet or ():
                     info[change.name] = change.val
+                for missing in object_update.missingSet or ():
+                    # Not given is not unchanged: never its last value.
+                    info.pop(missing.path, None)
                 if current and object_update.missingSet:
                     untold[key] = object_update
         return gone, untold

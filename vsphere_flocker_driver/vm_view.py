@@ -524,6 +524,7 @@ class VirtualMachineView(object):
             info[text_type(change.name)] = change.val
         for absent in object_update.missingSet or ():
             self._check_session(absent)
+            info.pop(text_type(absent.path), None)
             self._untold_tasks.add(key)
 
     def _check_session(self, absent):
