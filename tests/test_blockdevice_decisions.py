@@ -107,13 +107,14 @@ def test_created_volume_is_listed_unattached(world):
     assert world.api.list_volumes() == [volume]
 
 
-def test_listing_asks_once_for_files_and_once_for_holders(world):
+def test_listing_searches_once_between_two_looks_at_the_holders(world):
     """
     Also with no file in the cluster's folders: a VM may hold a volume that
     Storage vMotion moved out of them.
     """
     assert world.api.list_volumes() == []
-    assert world.operations.calls == ["attachments", "search_disks"]
+    assert world.operations.calls == [
+        "disks_and_holders", "attachments", "search_disks", "attachments"]
 
 
 def test_a_list_gives_the_last_lists_volume_for_one_unchanged_since(world):

@@ -476,6 +476,26 @@ def test_a_volume_brought_home_between_two_reads_is_never_deleted(scene):
     assert scene.api.list_volumes() == [volume]
 
 
+def test_a_volume_storage_vmotion_moves_as_it_is_listed_is_listed(scene):
+    """
+    Storage vMotion moves a held volume out of the cluster's folder after a
+    list looked at the VMs and before it searched: the search misses it,
+    but the look after the search disagrees with the one before, and the
+    list searches again: the volume is listed, held, where it is now.
+    """
+    volume = scene.attached_volume()
+    scene.operations.before("search_disks", lambda: scene.operations.relocate(
+        scene.node, "LocalDS_0"))
+    del scene.operations.calls[:]
+    assert scene.api.list_volumes() == [
+        volume.set(attached_to=scene.node.instance_uuid)]
+    assert scene.operations.calls == [
+        "disks_and_holders", "attachments", "search_disks", "attachments",
+        "search_disks", "attachments"]
+    assert scene.api.disk_of(volume.blockdevice_id).path == \
+        scene.moved_path(scene.node)
+
+
 def test_a_volume_whose_way_home_is_blocked_is_listed_where_it_is(scene):
     from vsphere_flocker_driver.errors import VSphereRefused
     volume = scene.attached_volume()

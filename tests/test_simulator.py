@@ -1704,6 +1704,31 @@ def test_a_list_view_change_returns_the_objects_it_cannot_resolve(sim):
         Disconnect(instance)
 
 
+def test_a_collector_with_several_filters_is_destroyed_with_them(sim):
+    """
+    As vCenter's: destroying a collector destroys each of its filters,
+    however many (govmomi's handler failed from the third on).
+    """
+    collector = vmodl.query.PropertyCollector
+    instance = sim.connect()
+    try:
+        content = instance.RetrieveContent()
+        own = content.propertyCollector.CreatePropertyCollector()
+        filters = [own.CreateFilter(collector.FilterSpec(
+            objectSet=[collector.ObjectSpec(obj=find_entity(
+                content, vim.VirtualMachine, vm.name))],
+            propSet=[collector.PropertySpec(type=vim.VirtualMachine,
+                                            pathSet=["name"])]),
+            partialUpdates=False) for vm in sim.vms + sim.vms[:2]]
+        assert len(own.filter) == len(filters) >= 3
+        own.DestroyPropertyCollector()
+        for destroyed in filters:
+            with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+                destroyed.DestroyPropertyFilter()
+    finally:
+        Disconnect(instance)
+
+
 def test_task_wait_through_a_list_view_reset_sees_the_task_end(slow_sim):
     """
     The driver's task waits: a collector on a ListView of tasks, pointed at

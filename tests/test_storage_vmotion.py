@@ -15,6 +15,7 @@ import pytest
 
 from vsphere_flocker_driver._compat import text_type as text
 from vsphere_flocker_driver.testtools.simulator import Simulator
+from vsphere_flocker_driver.vcenter import _method_name
 
 from .conftest import set_disk_enable_uuid
 from .test_end_to_end import read_files, run, write_files
@@ -163,11 +164,14 @@ def requests(logger):
             and message.get("action_status") == "started"]
 
 
-def test_a_moved_volume_costs_one_request_more_only_once(
+def test_a_move_costs_the_next_list_a_search_and_a_read_only_once(
         simulator, nodes, logger):
     """
-    Its holder's records are read when the holder changed, not on every
-    list: a list with nothing changed costs what it costs without a move.
+    The list after the move searches again (the look after its search
+    disagrees with the one before on the volumes held elsewhere), and
+    reads the holder's records, which are read again only when the holder
+    changed: a list with nothing changed costs what it costs without a
+    move.
     """
     node_a, _ = nodes
     volume = node_a.create_volume(uuid.uuid4(), GiB)
@@ -181,8 +185,41 @@ def test_a_moved_volume_costs_one_request_more_only_once(
     unmoved = cost()
     simulator.relocate(simulator.vms[0].name, datastore_name=target)
     first = cost()
-    assert len(first) == len(unmoved) + 1
+    assert sorted(first) == sorted(unmoved * 2 + ["RetrievePropertiesEx"])
     assert cost() == unmoved
+
+
+def test_a_move_as_a_list_searches_leaves_the_volume_listed(
+        simulator, nodes, monkeypatch):
+    """
+    Storage vMotion ends after the list's look at the VMs and just before
+    its search reads the folder: the search misses the disk, but the view
+    reports the move as the search is waited for, the list searches again,
+    and the volume is listed, held, where it is now.
+    """
+    node_a, _ = nodes
+    volume = node_a.create_volume(uuid.uuid4(), GiB)
+    attached = node_a.attach_volume(volume.blockdevice_id,
+                                    node_a.compute_instance_id())
+    assert node_a.list_volumes() == [attached]
+    target = other_member(simulator, node_a, volume)
+    vcenter = node_a._operations.vcenter
+    call = vcenter.call
+    searches = []
+
+    def move_before_the_first_search(method, *args, **kwargs):
+        if _method_name(method) == "SearchDatastoreSubFolders_Task":
+            if not searches:
+                simulator.relocate(simulator.vms[0].name,
+                                   datastore_name=target)
+            searches.append(method)
+        return call(method, *args, **kwargs)
+    monkeypatch.setattr(vcenter, "call", move_before_the_first_search)
+    assert node_a.list_volumes() == [attached]
+    monkeypatch.undo()
+    # Both members' folders, twice.
+    assert len(searches) == 4
+    assert node_a.disk_of(volume.blockdevice_id).path.datastore == target
 
 
 def test_a_move_home_cut_short_is_finished_by_another_node(

@@ -78,9 +78,10 @@ def holders(api):
 def test_a_look_with_nothing_changed_is_one_empty_poll(make_assembly,
                                                        monkeypatch):
     """
-    Once the view is built, a list with nothing changed asks vCenter for
-    the VMs with one poll, whose answer is empty: no VM's data is sent
-    again.
+    Once the view is built, a look with nothing changed is one poll, whose
+    answer is empty; and a list with nothing changed makes no look of its
+    own: the view's polls during its search report the search, and no VM's
+    data is sent again.
     """
     assembly = make_assembly()
     api = assembly.api
@@ -94,8 +95,11 @@ def test_a_look_with_nothing_changed_is_one_empty_poll(make_assembly,
         volume.blockdevice_id]
     polls = [answer for name, answer in answers.calls
              if name == "WaitForUpdatesEx"]
-    # The view's poll; the search's waiter reports its task.
-    assert polls[0] is None
+    assert polls
+    assert all(isinstance(object_update.obj, vim.Task)
+               for poll in polls if poll is not None
+               for filter_update in poll.filterSet
+               for object_update in filter_update.objectSet)
     assert assembly.operations.attachments(api._layout) == before
 
 
@@ -193,6 +197,89 @@ def test_a_collector_vcenter_lost_is_made_again(make_assembly, logger):
              "vsphere_flocker_driver:vm_view:built"]
     assert built == ["first look", "vCenter lost the view's collector, or "
                      "the session it was made in"]
+
+
+def test_a_search_the_view_cannot_see_end_is_waited_for_another_way(
+        make_assembly, simulator, logger, monkeypatch):
+    """
+    vCenter loses the view's collector as a list's search is to be waited
+    for on it: a task waiter waits for the search, the look after it
+    builds the view again, and the list is right.  The next list waits on
+    the new view's collector.
+    """
+    assembly = make_assembly()
+    api = assembly.api
+    view = assembly.operations._view
+    node = simulator.vms[0].instance_uuid
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.attach_volume(volume.blockdevice_id, node)
+    wait_for_tasks = view.wait_for_tasks
+
+    def lose_then_wait(tasks, deadline):
+        view._collector.DestroyPropertyCollector()
+        return wait_for_tasks(tasks, deadline)
+    monkeypatch.setattr(view, "wait_for_tasks", lose_then_wait)
+    answers = Answers(monkeypatch)
+    assert holders(api) == {volume.blockdevice_id: node}
+    names = answers.names()
+    # The view's wait failed; a task waiter of the session's took over, and
+    # the look after the search built the view again.
+    # (Calls vCenter failed are not recorded: the view's poll.)
+    assert names[:5] == ["SearchDatastoreSubFolders_Task",
+                         "DestroyPropertyCollector",  # the loss
+                         "ResetListView",  # the view's list
+                         "ResetListView", "WaitForUpdatesEx"]  # a waiter's
+    assert "CreateContainerView" in names[5:]
+    not_seen = [message["reason"] for message in logger.messages
+                if message.get("message_type") ==
+                "vsphere_flocker_driver:vm_view:tasks_not_seen"]
+    assert not_seen == ["vCenter lost the view's collector, or the session "
+                        "it was made in"]
+    monkeypatch.setattr(view, "wait_for_tasks", wait_for_tasks)
+    del answers.calls[:]
+    assert holders(api) == {volume.blockdevice_id: node}
+    assert answers.names() == ["SearchDatastoreSubFolders_Task",
+                               "CreateListView", "CreateFilter",
+                               "WaitForUpdatesEx"]
+    api.detach_volume(volume.blockdevice_id)
+
+
+def test_a_view_being_built_is_never_handed_out_empty(make_assembly):
+    """
+    Between a rebuild's new collector and its first answer the view holds
+    no VM: a look that takes the view as last seen then (another thread's)
+    reads the first answer, never the empty view.
+    """
+    assembly = make_assembly()
+    view = assembly.operations._view
+    full = len(view.current().answers)
+    assert full >= 2
+    view._build("another thread rebuilds it")
+    assert len(view.last_seen().answers) == full
+
+
+def test_searches_another_thread_waits_for_on_the_view_go_another_way(
+        make_assembly, logger, monkeypatch):
+    """
+    One thread's searches at a time use the view's list of tasks: the
+    searches of another thread meanwhile are waited for by a task waiter,
+    and the list is right.
+    """
+    assembly = make_assembly()
+    api = assembly.api
+    view = assembly.operations._view
+    volume = api.create_volume(uuid.uuid4(), GiB)
+    api.list_volumes()
+    monkeypatch.setattr(view, "_list_waiting", True)  # another thread's
+    answers = Answers(monkeypatch)
+    assert holders(api) == {volume.blockdevice_id: None}
+    names = answers.names()
+    assert "CreateListView" in names or names.count("ResetListView") == 1
+    assert names[-1] == "WaitForUpdatesEx"  # the look after the search
+    not_seen = [message["reason"] for message in logger.messages
+                if message.get("message_type") ==
+                "vsphere_flocker_driver:vm_view:tasks_not_seen"]
+    assert not_seen == ["another thread's tasks are in its list"]
 
 
 def test_a_property_that_becomes_unreadable_is_unknown_then_known_again(

@@ -145,6 +145,10 @@ TASK_NOT_SEEN = MessageType(
     _PREFIX + "vm_view:task_not_seen", [TASK, REASON],
     "The view of the virtual machines did not see a reconfiguration's task "
     "to its end; it is waited for with a task waiter instead.")
+TASKS_NOT_SEEN = MessageType(
+    _PREFIX + "vm_view:tasks_not_seen", [TASKS, REASON],
+    "The view of the virtual machines did not see tasks it was to wait for "
+    "to their end; they are waited for with a task waiter instead.")
 FOLDER_CREATED = MessageType(
     _PREFIX + "layout:folder_created", [DISK_PATH],
     "A folder for volumes was created on a datastore.")

@@ -630,21 +630,24 @@ class VsphereBlockDeviceAPI(object):
 
     def list_volumes(self):
         """
-        This cluster's volumes: one datastore search per datastore and one
-        look at the VMs (a poll carrying what changed), however many volumes
-        and VMs there are (and one more request while a VM holding a volume
-        Storage vMotion moved changed).
+        This cluster's volumes: one datastore search per datastore, waited
+        for on the view of the VMs, whose polls carry what changed of them,
+        however many volumes and VMs there are (the search again when who
+        holds what changed during it; and one more request while a VM
+        holding a volume Storage vMotion moved changed).
 
         :raises VirtualMachinesUnknown: vCenter did not report some VM's
             disks: a volume could be left out, or listed as unattached.
         """
         with LIST_VOLUMES() as action:
-            # Who holds what first, then the files (see ``_find``).
-            attachments = self._attachments()
+            # The files read while who holds what was as ``attachments``
+            # says, so that a disk moving meanwhile is found one way or
+            # the other.
+            found, attachments = self._operations.disks_and_holders(
+                self._layout)
             # Never "unattached", nor "gone", on an answer vCenter did not
             # give.
             attachments.require_known()
-            found = self._operations.search_disks(self._layout)
             holders = dict((held.path, held.vm.instance_uuid)
                            for held in attachments.disks)
             disks = self._one_per_dataset(

@@ -26,6 +26,10 @@ POWER_STATE = "runtime.powerState"
 #: Where a VM records the volumes it holds (``identity``).
 EXTRA_CONFIG = "config.extraConfig"
 
+#: How many searches one reading of disks and holders makes at most while
+#: who holds what keeps changing (``read_between_looks``).
+SEARCH_ROUNDS = 2
+
 
 class IVsphereOperations(Interface):
     """
@@ -121,6 +125,16 @@ class IVsphereOperations(Interface):
 
     def virtual_machines():
         """Every VM of the datacenter, as ``VirtualMachineRecord``."""
+
+    def disks_and_holders(layout):
+        """
+        ``(disks, attachments)``: what ``search_disks`` finds of
+        ``layout``'s cluster, and what ``attachments`` says of who holds
+        them, read so that they agree: the search read the files while who
+        holds what was as ``attachments`` says (nothing changed between
+        two looks at the VMs, one before it and one after; or, while it
+        kept changing, the look just before the search).
+        """
 
     def attachments(layout, since_change_of=None):
         """
@@ -260,6 +274,22 @@ class Attachments(PClass):
         self.require_known()
         return None
 
+    def held_at_home(self):
+        """The path of each disk in the cluster's folders a VM holds."""
+        return frozenset(disk.path for disk in self.disks
+                         if disk.moved is None)
+
+    def unsearched(self):
+        """
+        What a search of the cluster's folders cannot see: each volume
+        held outside them (where, and by which VM), and each VM whose disks
+        vCenter did not report.  A disk in the folders changing hands does
+        not change it: the search finds the file whoever holds it.
+        """
+        return (frozenset((disk.path, disk.vm.instance_uuid, disk.disk_uuid)
+                          for disk in self.disks if disk.moved is not None),
+                frozenset((vm.name, vm.instance_uuid) for vm in self.unknown))
+
     def require_known(self):
         """
         :raises VirtualMachinesUnknown: vCenter did not report some VM's
@@ -282,6 +312,57 @@ class Attachments(PClass):
             if vm.instance_uuid == instance_uuid:
                 return vm
         return None
+
+
+def read_between_looks(first_look, search, look_after, covered,
+                       rounds=SEARCH_ROUNDS):
+    """
+    ``(disks, attachments)``: the disks ``search()`` found, and who holds
+    them.  A search between two looks at the VMs (``first_look()``, then
+    ``look_after(seen_by_view)`` once it ended) that agree on what a search
+    cannot see (``Attachments.unsearched``: no volume left or entered the
+    VMs holding disks outside the folders), and that found every disk
+    either look has held at home, found every volume, and the later look
+    says who holds them.  Otherwise it is searched again, after the look
+    that disagreed; after ``rounds`` searches, the look made just before
+    the last one is taken, and what changed during it is the next
+    reading's.
+
+    Only a volume unheld at both looks that was attached, moved out of
+    the folders by Storage vMotion and detached again between them, its
+    search falling while it was away, is missed -- by that one reading.
+
+    :param search: ``search()`` -> ``(disks, seen_by_view)``: whether the
+        view of the VMs saw the search end.
+    :param covered: ``covered(path)``: whether the search reports a
+        complete disk at ``path`` (a volume's disk on a datastore it
+        searches).
+    """
+    if rounds < 2:
+        raise ValueError("a reading that may search again searches twice")
+    before = first_look()
+    for searched in range(1, rounds + 1):
+        disks, seen_by_view = search()
+        after = look_after(seen_by_view)
+        if _agree(before, after, disks, covered):
+            return disks, after
+        if searched == rounds:
+            return disks, before
+        before = after
+
+
+def _agree(before, after, disks, covered):
+    """
+    Whether a search that found ``disks`` between the looks ``before`` and
+    ``after`` read the files while nothing it cannot see changed: the two
+    agree on the volumes held elsewhere, and every disk held at home was
+    there.
+    """
+    if before.unsearched() != after.unsearched():
+        return False
+    found = set(disk.path for disk in disks)
+    return all(path in found or not covered(path)
+               for path in before.held_at_home() | after.held_at_home())
 
 
 def missing_faults(vm, *paths):

@@ -35,8 +35,8 @@ from .identity import (
 )
 from .interface import (
     CHANGE_VERSION, DEVICES, EXTRA_CONFIG, INSTANCE_UUID, POWER_STATE,
-    Attachment,
-    Attachments, IVsphereOperations, VirtualMachineRecord,
+    Attachment, Attachments, IVsphereOperations, VirtualMachineRecord,
+    read_between_looks,
 )
 from .layout import (
     DatastorePath, DiskFile, SearchReader, disk_file_name, disk_search_spec,
@@ -220,20 +220,62 @@ class VsphereOperations(object):
         number.  A folder that does not exist yet holds none.  A disk
         reported as the last search reported it is the same ``DiskFile``.
         """
+        return self._search(layout, dataset_id)[0]
+
+    def _search(self, layout, dataset_id=None):
+        """
+        ``search_disks``'s disks, the searches waited for on the view of the
+        VMs where it can; and whether it did (it is then as current as
+        their end).
+        """
+        seen = []
+
+        def through_view(tasks, deadline):
+            infos = self._view.wait_for_tasks(tasks, deadline)
+            seen.append(infos is not None)
+            return infos
+
         file_name = None if dataset_id is None else disk_file_name(dataset_id)
         whole = dataset_id is None
         disks = []
         searched = set()
         for datastore, results in search_cluster(
                 self.vcenter, self._lookup.current_datastores(), layout,
-                disk_search_spec(file_name)):
+                disk_search_spec(file_name), watcher=through_view):
             searched.add(datastore)
             disks.extend(disk for disk in self._search_reader.read(
                 layout, datastore, results, whole)
                 if dataset_id in (None, disk.dataset_id))
         if whole:
             self._search_reader.keep_only(layout, searched)
-        return disks
+        return disks, seen == [True]
+
+    @_refused_as("read the cluster's disks and who holds them")
+    def disks_and_holders(self, layout):
+        """
+        The disks of ``layout``'s cluster (as ``search_disks``) and who
+        holds them (as ``attachments``), read so that they agree: the
+        search between two looks at the VMs that agree on what it cannot
+        see (``read_between_looks``).  A disk that Storage vMotion moves
+        out of the cluster's folder meanwhile, or that is brought home, is
+        then found in the folder or on its holder.
+
+        The first look is the view as it last saw the VMs, and the search
+        is waited for on the view's collector, whose polls bring it up to
+        date: with nothing changed, the search and its wait are all there
+        is (four requests), and no VM's data is sent.
+        """
+        def look(seen_by_view=True):
+            snapshot = (self._view.last_seen() if seen_by_view
+                        else self._view.current())
+            return self._attachments_of(snapshot, layout)
+
+        def covered(path):
+            return layout.is_disk_path(path) and \
+                path.datastore in self._lookup.current_datastores()
+
+        return read_between_looks(look, lambda: self._search(layout), look,
+                                  covered)
 
     @_refused_as("mark a volume's disk as moving home")
     def mark_transit(self, marker):
@@ -487,7 +529,11 @@ class VsphereOperations(object):
         end.
         """
         vm = None if since_change_of is None else since_change_of.ref
-        snapshot = self._view.current(since_change_of=vm)
+        return self._attachments_of(self._view.current(since_change_of=vm),
+                                    layout)
+
+    def _attachments_of(self, snapshot, layout):
+        """The ``Attachments`` of ``layout``'s disks in ``snapshot``."""
         namespaced = self._namespaced()
         key = (snapshot.revision, layout, namespaced)
         with self._scan_lock:
@@ -897,7 +943,7 @@ class VsphereOperations(object):
                 raise DiskGone(text_type(path))
 
 
-def search_cluster(vcenter, datastores, layout, spec):
+def search_cluster(vcenter, datastores, layout, spec, watcher=None):
     """
     ``(datastore, results)`` of searching ``layout``'s cluster folder and
     below with ``spec`` on each of ``datastores``, one task each, all
@@ -911,6 +957,8 @@ def search_cluster(vcenter, datastores, layout, spec):
     :param VCenter vcenter:
     :param datastores: ``{name: Datastore}``, e.g. the look-up's
         ``current_datastores()``.
+    :param watcher: Waits for the searches first, as
+        ``VCenter.wait_for_tasks`` says.
     """
     started = []
     for name, datastore in sorted(datastores.items()):
@@ -921,8 +969,9 @@ def search_cluster(vcenter, datastores, layout, spec):
                 datastorePath=text_type(folder), searchSpec=spec)))
         except vim.fault.FileNotFound:
             pass
-    outcomes = vcenter.wait_for_tasks([
-        (task, "search {}".format(folder)) for _, folder, task in started])
+    outcomes = vcenter.wait_for_tasks(
+        [(task, "search {}".format(folder)) for _, folder, task in started],
+        watcher=watcher)
     for (name, _, _), outcome in zip(started, outcomes):
         try:
             yield name, outcome.result()

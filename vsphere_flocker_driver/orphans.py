@@ -86,10 +86,11 @@ class Finding(PClass):
 
 def volume_rows(assembly):
     """
-    The cluster's volumes, each with its datastore, profile and holder:
-    one datastore search per datastore and one VM retrieval, as the
-    backend's own listing; a volume Storage vMotion moved out of the
-    cluster's folders is shown where it is now, on its holder.
+    The cluster's volumes, each with its datastore, profile and holder,
+    read as the backend's own listing reads them (the search between two
+    looks at the VMs that agree, ``disks_and_holders``); a volume Storage
+    vMotion moved out of the cluster's folders is shown where it is now,
+    on its holder.
 
     :param Assembly assembly: The backend's parts.
     :raises VirtualMachinesUnknown: vCenter did not report every VM's
@@ -99,10 +100,9 @@ def volume_rows(assembly):
     operations, layout = assembly.operations, assembly.layout
     # A volume on its way home is shown once the backend's next look
     # settles it (``WayHome.settle``).
-    disks = [disk for disk in operations.search_disks(layout)
-             if disk.source is None]
-    attachments = operations.attachments(layout)
+    found, attachments = operations.disks_and_holders(layout)
     attachments.require_known()
+    disks = [disk for disk in found if disk.source is None]
     searched = set(disk.path for disk in disks)
     return _rows(disks + [disk for disk in attachments.moved_disks()
                           if disk.path not in searched], attachments)

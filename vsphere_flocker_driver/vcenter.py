@@ -40,7 +40,7 @@ TERMINAL_TASK_STATES = ("success", "error")
 
 # All that is read of a task: the whole ``info`` of some tasks does not
 # deserialise (see ``wait_for_task``).
-_TASK_PROPERTIES = ["info.state", "info.error", "info.result"]
+TASK_OUTCOME_PROPERTIES = ["info.state", "info.error", "info.result"]
 
 # Pooled connections idle longer than this are closed rather than reused:
 # vCenter's proxy closes idle keep-alive connections itself.
@@ -437,7 +437,7 @@ class VCenter(object):
                     [(task, description)], max(deadline, monotonic() + 1.0))
             return _task_result(info, description)
 
-    def wait_for_tasks(self, tasks):
+    def wait_for_tasks(self, tasks, watcher=None):
         """
         Wait for each of ``tasks`` (``[(task, description)]``, started
         together, such as the searches of a datastore cluster's members)
@@ -449,6 +449,11 @@ class VCenter(object):
         for each in turn costs two or three requests each.  Each task's
         own outcome is read from its ``TaskOutcome``.
 
+        A ``watcher(tasks, deadline)`` that can wait for them on a
+        collector of its own (the view of the VMs:
+        ``VirtualMachineView.wait_for_tasks``) is asked first; where it
+        answers ``None``, the wait goes on as above.
+
         :returns: a ``TaskOutcome`` for each, in order.
         :raises TaskTimeout: one of them did not end in time (the first).
         :raises vmodl.fault.ManagedObjectNotFound: vCenter no longer has
@@ -456,9 +461,14 @@ class VCenter(object):
         """
         if not tasks:
             return []
-        with WAIT_FOR_TASKS(tasks=_task_ids(tasks),
+        with WAIT_FOR_TASKS(tasks=task_ids(tasks),
                             descriptions=[text for _, text in tasks]):
-            infos = self._wait_for_updates(tasks)
+            deadline = monotonic() + self.config.operation_timeout
+            infos = None if watcher is None else watcher(tasks, deadline)
+            if infos is None:
+                # At least one look, however long the watcher took.
+                infos = self._wait_for_updates(
+                    tasks, max(deadline, monotonic() + 1.0))
         return [TaskOutcome(task, description, info)
                 for (task, description), info in zip(tasks, infos)]
 
@@ -490,12 +500,12 @@ class VCenter(object):
                         self.config.vc_host, self.config.vc_port,
                         "vCenter lost the task wait's property collector {} "
                         "times in a row".format(lost))
-                running = _first_running(tasks, infos)
+                running = first_running(tasks, infos)
                 if running is None:
                     # Each had ended before the waiter was lost.
                     return [infos[task._moId] for task, _ in tasks]
                 if monotonic() >= deadline:
-                    raise _timed_out(running, timeout)
+                    raise timed_out(running, timeout)
 
     def _wait_once(self, tasks, deadline, infos):
         """
@@ -563,7 +573,7 @@ class VCenter(object):
             collector = self.call(
                 content.propertyCollector.CreatePropertyCollector)
             self.call(collector.CreateFilter,
-                      view_spec(view, vim.Task, _TASK_PROPERTIES),
+                      view_spec(view, vim.Task, TASK_OUTCOME_PROPERTIES),
                       partialUpdates=False)
         except vmodl.fault.ManagedObjectNotFound as fault:
             if _one_of(fault.obj, tasks):
@@ -572,7 +582,7 @@ class VCenter(object):
         except SessionObjectGone:
             raise _WaiterLost()
         return _TaskWaiter(generation, collector, view,
-                           _task_ids(tasks))
+                           task_ids(tasks))
 
     def _destroy_waiter(self, waiter):
         """Destroy a waiter vCenter refused a request of, as far as it can."""
@@ -594,7 +604,7 @@ class VCenter(object):
         vCenter reports a task entering the view with its current state, so
         the first answer may already tell its end; a task that stays in
         the view enters it no more, and what the waiter was told of it
-        before holds (``_TaskWaiter.take_in``).
+        before holds (``TaskList.take_in``).
         """
         try:
             self._read_updates(waiter, tasks, deadline)
@@ -607,7 +617,7 @@ class VCenter(object):
     def _read_updates(self, waiter, tasks, deadline):
         """``_wait_with``'s requests, into ``waiter.infos``."""
         timeout = self.config.operation_timeout
-        ids = _task_ids(tasks)
+        ids = task_ids(tasks)
         by_id = dict(zip(ids, (task for task, _ in tasks)))
         if set(waiter.tasks) != set(ids):
             waiter.settled = False
@@ -622,12 +632,12 @@ class VCenter(object):
                 waiter.forget(task._moId for task in unresolved)
                 raise vmodl.fault.ManagedObjectNotFound(obj=unresolved[0])
         while True:
-            running = _first_running(tasks, waiter.infos)
+            running = first_running(tasks, waiter.infos)
             if running is None:
                 return
             remaining = deadline - monotonic()
             if remaining <= 0:
-                raise _timed_out(running, timeout)
+                raise timed_out(running, timeout)
             options = vmodl.query.PropertyCollector.WaitOptions(
                 maxWaitSeconds=task_wait_seconds(remaining, timeout))
             waiter.settled = False
@@ -639,13 +649,13 @@ class VCenter(object):
                 # With a timeout under two seconds the shortest wait
                 # vCenter knows (one second) can outlast the request.
                 if error.timed_out and monotonic() >= deadline:
-                    raise _timed_out(running, timeout)
+                    raise timed_out(running, timeout)
                 raise
             waiter.settled = True
             if update is None:
                 continue
             # The whole answer is taken in before any of it is acted on.
-            gone, untold = waiter.take_in(update)
+            gone, untold = waiter.take_in_update(update)
             for key in sorted(untold):
                 self._check_update(by_id[key], untold[key], waiter.generation)
             if gone:
@@ -748,25 +758,25 @@ def _task_result(info, description):
     return info.get("info.result")
 
 
-def _first_running(tasks, infos):
+def first_running(tasks, infos):
     """
     ``(task, description, state)`` of the first of ``tasks`` not reported
     ended in ``infos``, or ``None``.
     """
     for task, description in tasks:
-        state = infos[task._moId].get("info.state")
+        state = infos.get(task._moId, {}).get("info.state")
         if state not in TERMINAL_TASK_STATES:
             return task, description, state
     return None
 
 
-def _timed_out(running, timeout):
-    """The ``TaskTimeout`` of ``_first_running``'s ``running`` task."""
+def timed_out(running, timeout):
+    """The ``TaskTimeout`` of ``first_running``'s ``running`` task."""
     task, description, state = running
     return TaskTimeout(task._moId, description, state, timeout)
 
 
-def _task_ids(tasks):
+def task_ids(tasks):
     """The ``_moId`` of each of ``tasks`` (``[(task, description)]``)."""
     return tuple(task._moId for task, _ in tasks)
 
@@ -789,42 +799,23 @@ class _WaiterLost(Exception):
     """A task waiter's collector, filter or view no longer exist."""
 
 
-class _TaskWaiter(object):
+class TaskList(object):
     """
-    What a task wait needs on vCenter, kept for the next wait: a property
-    collector of its own holding one filter on ``info.state``,
-    ``info.error`` and ``info.result`` of the tasks of a list view.  Pointing
-    it at other tasks is one request (``ResetListView``), where a collector
-    or filter made for each wait costs requests to make and to destroy, and
-    nothing is left behind on vCenter but the last tasks in the view.
+    What a property collector told of the tasks of one list view, through
+    the resets that point the view at other tasks: a task that stays in the
+    view across a reset enters it no more, so what was told of it holds.
 
-    One thread uses it at a time: ``WaitForUpdatesEx`` answers for all of a
-    collector's filters, so threads sharing one would take each other's
-    updates.
-
-    :ivar int generation: The session (``VCenter._generation``) its objects
-        belong to; they die with it.
-    :ivar collector: Its ``PropertyCollector``.
-    :ivar view: Its ``ListView``.
-    :ivar tuple tasks: The ``_moId`` of each task its view holds.
-    :ivar dict infos: ``{task _moId: {path: value}}``, what its collector
+    :ivar tuple tasks: The ``_moId`` of each task the view holds.
+    :ivar dict infos: ``{task _moId: {path: value}}``, what the collector
         told of each of them so far (and of those a reset took out of the
         view, until their leaving is read).
-    :ivar version: The update version its collector last answered.
-    :ivar bool settled: Its last request was answered; one that was cut off
-        leaves it in a state nobody knows, and it is not used again.
     """
 
-    def __init__(self, generation, collector, view, tasks):
-        self.generation = generation
-        self.collector = collector
-        self.view = view
+    def __init__(self, tasks):
         self.tasks = tasks
         self.infos = dict((key, {}) for key in tasks)
         # Tasks a reset took out of its view whose leaving is not read yet.
         self._leaving = set()
-        self.version = ""
-        self.settled = True
 
     def forget(self, tasks):
         """
@@ -845,10 +836,10 @@ class _TaskWaiter(object):
         for key in tasks:
             self.infos.setdefault(key, {})
 
-    def take_in(self, update):
+    def take_in(self, object_updates):
         """
-        Apply one answer of its collector (``UpdateSet``), in order.  A
-        task that a reset took out of the view leaves it, and is
+        Apply the collector's ``object_updates`` of the view's filter, in
+        order.  A task that a reset took out of the view leaves it, and is
         forgotten; one put back in before that was read may be reported
         leaving and entering again, or not at all, and what was told of
         it holds until it enters again.  Any other task of the view that
@@ -858,35 +849,76 @@ class _TaskWaiter(object):
             that vCenter no longer has; ``{_moId: object update}`` of each
             whose last update lacks a property (``missingSet``).
         """
-        self.version = update.version
         gone, untold = set(), {}
-        for filter_update in update.filterSet or ():
-            for object_update in filter_update.objectSet or ():
-                key = getattr(object_update.obj, "_moId", None)
-                if key not in self.infos:
-                    continue
-                current = key in self.tasks
-                untold.pop(key, None)
-                if object_update.kind == "leave":
-                    if key in self._leaving:
-                        self._leaving.discard(key)
-                        if not current:
-                            del self.infos[key]
-                    elif current:
-                        gone.add(key)
-                    continue
-                gone.discard(key)
-                if object_update.kind == "enter":
-                    self.infos[key] = {}
-                info = self.infos[key]
-                for change in object_update.changeSet or ():
-                    info[change.name] = change.val
-                for missing in object_update.missingSet or ():
-                    # Not given is not unchanged: never its last value.
-                    info.pop(missing.path, None)
-                if current and object_update.missingSet:
-                    untold[key] = object_update
+        for object_update in object_updates:
+            key = getattr(object_update.obj, "_moId", None)
+            if key not in self.infos:
+                continue
+            current = key in self.tasks
+            untold.pop(key, None)
+            if object_update.kind == "leave":
+                if key in self._leaving:
+                    self._leaving.discard(key)
+                    if not current:
+                        del self.infos[key]
+                elif current:
+                    gone.add(key)
+                continue
+            gone.discard(key)
+            if object_update.kind == "enter":
+                self.infos[key] = {}
+            info = self.infos[key]
+            for change in object_update.changeSet or ():
+                info[change.name] = change.val
+            for missing in object_update.missingSet or ():
+                # Not given is not unchanged: never its last value.
+                info.pop(missing.path, None)
+            if current and object_update.missingSet:
+                untold[key] = object_update
         return gone, untold
+
+    def ended(self, tasks):
+        """Whether each of ``tasks`` (``_moId``) was told ended."""
+        return all(self.infos.get(key, {}).get("info.state")
+                   in TERMINAL_TASK_STATES for key in tasks)
+
+
+class _TaskWaiter(TaskList):
+    """
+    What a task wait needs on vCenter, kept for the next wait: a property
+    collector of its own holding one filter on ``info.state``,
+    ``info.error`` and ``info.result`` of the tasks of a list view.  Pointing
+    it at other tasks is one request (``ResetListView``), where a collector
+    or filter made for each wait costs requests to make and to destroy, and
+    nothing is left behind on vCenter but the last tasks in the view.
+
+    One thread uses it at a time: ``WaitForUpdatesEx`` answers for all of a
+    collector's filters, so threads sharing one would take each other's
+    updates.
+
+    :ivar int generation: The session (``VCenter._generation``) its objects
+        belong to; they die with it.
+    :ivar collector: Its ``PropertyCollector``.
+    :ivar view: Its ``ListView``.
+    :ivar version: The update version its collector last answered.
+    :ivar bool settled: Its last request was answered; one that was cut off
+        leaves it in a state nobody knows, and it is not used again.
+    """
+
+    def __init__(self, generation, collector, view, tasks):
+        TaskList.__init__(self, tasks)
+        self.generation = generation
+        self.collector = collector
+        self.view = view
+        self.version = ""
+        self.settled = True
+
+    def take_in_update(self, update):
+        """Apply one answer of its collector (``UpdateSet``): ``take_in``."""
+        self.version = update.version
+        return self.take_in([object_update
+                             for filter_update in update.filterSet or ()
+                             for object_update in filter_update.objectSet or ()])
 
 
 def _session_scoped(obj):

@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from pyVmomi import vim, vmodl
 
 from ._compat import monotonic, text_type
-from ._logging import TASK_NOT_SEEN, VM_VIEW_BUILT, log_message
+from ._logging import TASK_NOT_SEEN, TASKS_NOT_SEEN, VM_VIEW_BUILT, log_message
 from .errors import TaskTimeout, VCenterUnavailable
 from .vcenter import (
-    TERMINAL_TASK_STATES, ObjectProperties, SessionObjectGone,
-    task_wait_seconds, view_spec)
+    TASK_OUTCOME_PROPERTIES, TERMINAL_TASK_STATES, ObjectProperties,
+    SessionObjectGone, TaskList, fault_name, first_running, task_ids,
+    task_wait_seconds, timed_out, view_spec)
 
 #: How often one look rebuilds a view vCenter lost before giving up.
 _MAX_REBUILDS = 3
@@ -40,6 +41,14 @@ _REMOVE = frozenset(["remove", "indirectRemove"])
 
 class _ViewLost(Exception):
     """vCenter no longer has the view's collector or view; ``reason`` says."""
+
+    def __init__(self, reason):
+        Exception.__init__(self, reason)
+        self.reason = reason
+
+
+class _NotSeen(Exception):
+    """The view cannot wait for the tasks asked of it; ``reason`` says why."""
 
     def __init__(self, reason):
         Exception.__init__(self, reason)
@@ -81,7 +90,10 @@ class VirtualMachineView(object):
     (``watch_tasks``, ``task_info``): a filter on a VM's ``recentTask``
     makes vCenter report each of its tasks from its start, with the VMs'
     own changes, so that a wait is the polls that tell the task running
-    and then ended, and the view is current once the task ended.
+    and then ended, and the view is current once the task ended.  The
+    searches of the cluster's folders are waited for the same way, through
+    a list view of them (``wait_for_tasks``): the view is then as current
+    as their end (``last_seen``) at no request of its own.
 
     Safe to use from several threads: requests on the collector are
     serialised (``_Turns``), and a look never waits for another thread's
@@ -134,6 +146,14 @@ class VirtualMachineView(object):
         self._tasks = {}
         self._untold_tasks = set()
         self._seen_end = set()
+        # The list of tasks waited for on the collector (``_ListedTasks``),
+        # whether a thread waits on it, and the filters of lists given up
+        # (what they report is no one's news).
+        self._task_list = None
+        self._list_waiting = False
+        self._ignored_filters = set()
+        # Part of a truncated answer is taken in, the rest not yet.
+        self._partial = False
 
     def current(self, since_change_of=None):
         """
@@ -171,6 +191,24 @@ class VirtualMachineView(object):
                 self._vcenter.config.vc_host, self._vcenter.config.vc_port,
                 "vCenter lost the view of the virtual machines {} times in a "
                 "row".format(_MAX_REBUILDS))
+
+    def last_seen(self):
+        """
+        The VMs as the view's last poll saw them, at no request where the
+        view holds one whole answer of vCenter's (it is built, not due to
+        be read again, and no truncated answer is half taken in), else as
+        ``current``.  Who held what then, not now, and perhaps without a
+        change this process made since: for a reading that checks itself
+        (a search between two looks that agree,
+        ``VsphereOperations.disks_and_holders``).
+
+        :returns ViewSnapshot:
+        :raises VCenterUnavailable: vCenter kept losing the view.
+        """
+        with self._lock:
+            if self._why_rebuild() is None and not self._partial:
+                return self._take_snapshot()
+        return self.current()
 
     def changed(self, vm):
         """
@@ -286,6 +324,197 @@ class VirtualMachineView(object):
                         self._turns.unblock()
                 polled = True
 
+    def wait_for_tasks(self, tasks, deadline):
+        """
+        ``[{path: value}]`` of each of ``tasks`` (``[(task, description)]``,
+        just started) once all ended, told by the view's collector: a list
+        view of them in it (made by the first such wait after a build, two
+        requests; then one ``ResetListView`` each wait), and the view's
+        polls, which take in what changed of the VMs with what they tell of
+        the tasks -- so that once the tasks ended, the view is as current as
+        their end (``last_seen``).  ``None`` where the view cannot: it is not
+        built or is to be built again, another thread's tasks are in its
+        list, vCenter refused the list, did not report all of a task or no
+        longer has one: the caller waits another way.
+
+        :raises TaskTimeout: one did not end by ``deadline`` (the first).
+        :raises VCenterUnavailable: a request failed.
+        """
+        ids = task_ids(tasks)
+        with self._lock:
+            unseen = self._why_rebuild()
+            if unseen is None and self._list_waiting:
+                unseen = "another thread's tasks are in its list"
+            if unseen is None:
+                self._list_waiting = True
+        if unseen is not None:
+            log_message(TASKS_NOT_SEEN, tasks=ids, reason=unseen)
+            return None
+        try:
+            return self._wait_in_list(tasks, ids, deadline)
+        except _NotSeen as not_seen:
+            log_message(TASKS_NOT_SEEN, tasks=ids, reason=not_seen.reason)
+            return None
+        finally:
+            with self._lock:
+                self._list_waiting = False
+
+    def _wait_in_list(self, tasks, ids, deadline):
+        """
+        ``wait_for_tasks``'s turns: the first a look (it points the list at
+        the tasks, so it must come after they started), the others a
+        thread's waiting for its tasks, which gives way to looks.
+
+        :raises _NotSeen:
+        """
+        timeout = self._vcenter.config.operation_timeout
+        listed = []  # the _ListedTasks once pointed at the tasks
+
+        def settled():
+            with self._lock:
+                return bool(listed) and (
+                    self._list_unseen(listed[0], ids) is not None
+                    or listed[0].told.ended(ids))
+
+        while True:
+            with self._turns.turn(look=not listed, unless=settled) as mine:
+                with self._lock:
+                    if listed:
+                        unseen = self._list_unseen(listed[0], ids)
+                        if unseen is not None:
+                            raise _NotSeen(unseen)
+                        if listed[0].told.ended(ids):
+                            return [dict(listed[0].told.infos[key])
+                                    for key in ids]
+                    else:
+                        unseen = self._why_rebuild()
+                        if unseen is not None:
+                            raise _NotSeen(unseen)
+                if not mine:
+                    continue
+                remaining = deadline - monotonic()
+                if not listed and remaining <= 0:
+                    # Never a timeout without one look at the tasks.
+                    raise _NotSeen("its turn came after the deadline")
+                if remaining <= 0:
+                    raise self._timed_out(tasks, listed[0], timeout)
+                if not listed:
+                    try:
+                        listed.append(self._point_list(tasks, ids))
+                    except _ViewLost as lost:
+                        self._lost = lost.reason
+                        raise _NotSeen(lost.reason)
+                    continue  # what it told already may be their end
+                with self._lock:
+                    self._looks += 1
+                if not self._turns.block():
+                    continue  # a look goes first
+                try:
+                    self._poll(task_wait_seconds(remaining, timeout))
+                except _ViewLost as lost:
+                    self._lost = lost.reason
+                    raise _NotSeen(lost.reason)
+                except VCenterUnavailable as error:
+                    # As in task_info: the shortest wait can outlast a short
+                    # request timeout.
+                    if error.timed_out and monotonic() >= deadline:
+                        raise self._timed_out(tasks, listed[0], timeout)
+                    raise
+                finally:
+                    self._turns.unblock()
+
+    def _timed_out(self, tasks, listed, timeout):
+        """
+        The ``TaskTimeout`` of the first of ``tasks`` ``listed`` does not
+        tell ended; or ``_NotSeen`` when all did (in a truncated answer's
+        first part), for the caller to read them another way.
+        """
+        with self._lock:
+            running = first_running(tasks, listed.told.infos)
+        if running is None:
+            return _NotSeen("its wait ended with the rest of an answer")
+        return timed_out(running, timeout)
+
+    def _point_list(self, tasks, ids):
+        """
+        Point the list of tasks on the view's collector at ``tasks``: a
+        list view and its filter made (once per build), or the list reset.
+
+        :returns _ListedTasks:
+        :raises _NotSeen: vCenter refused, or does not have a task.
+        :raises _ViewLost: the collector is gone, or a filter may have been
+            made unknown to the view.
+        """
+        vcenter = self._vcenter
+        objects = [task for task, _ in tasks]
+        listed = self._task_list
+        if listed is None:
+            try:
+                view = vcenter.call(
+                    vcenter.content().viewManager.CreateListView, objects)
+            except vmodl.MethodFault as fault:
+                raise _NotSeen("vCenter refused a list of the tasks ({})"
+                               .format(fault_name(fault)))
+            try:
+                task_filter = vcenter.call_on_session_object(
+                    self._collector.CreateFilter,
+                    view_spec(view, vim.Task, TASK_OUTCOME_PROPERTIES),
+                    partialUpdates=False)
+            except (SessionObjectGone, VCenterUnavailable,
+                    vmodl.MethodFault) as error:
+                # Not left on vCenter until its session ends (a filter that
+                # may have been made on it then reports nothing).
+                _destroy_quietly(vcenter, view.DestroyView)
+                if isinstance(error, SessionObjectGone):
+                    raise _ViewLost("vCenter lost the view's collector")
+                if isinstance(error, VCenterUnavailable):
+                    raise _ViewLost("a filter on the tasks waited for was "
+                                    "cut off")
+                raise _NotSeen("vCenter refused a filter on the tasks ({})"
+                               .format(fault_name(error)))
+            listed = _ListedTasks(view, task_filter._moId, ids)
+            with self._lock:
+                self._task_list = listed
+            return listed
+        try:
+            unresolved = vcenter.call_on_session_object(
+                listed.view.ResetListView, objects)
+        except SessionObjectGone:
+            raise _ViewLost("vCenter lost the list of the tasks waited for")
+        except (VCenterUnavailable, vmodl.MethodFault) as error:
+            # What the list holds now is unknown: its news is nobody's, and
+            # the next wait makes another.
+            with self._lock:
+                self._ignored_filters.add(listed.filter_id)
+                self._task_list = None
+            _destroy_quietly(vcenter, listed.view.DestroyView)
+            if isinstance(error, VCenterUnavailable):
+                raise
+            raise _NotSeen("vCenter refused to reset the list of the tasks "
+                           "({})".format(fault_name(error)))
+        gone = set(getattr(obj, "_moId", None) for obj in unresolved or ())
+        with self._lock:
+            listed.told.pointed_at(ids)
+            listed.gone = set()
+            listed.untold = set()
+            listed.told.forget(gone & set(ids))
+        if gone & set(ids):
+            raise _NotSeen("vCenter does not have the task")
+        return listed
+
+    def _list_unseen(self, listed, ids):
+        """Why the view cannot tell the end of ``ids`` in ``listed``, or None."""
+        reason = self._why_rebuild()
+        if reason is not None:
+            return reason
+        if self._task_list is not listed:
+            return "the list of the tasks was given up"
+        if listed.gone & set(ids):
+            return "vCenter no longer has the task"
+        if listed.untold & set(ids):
+            return "vCenter did not report all of the task"
+        return None
+
     def _ended(self, key):
         """Whether the view was told the task ``key`` ended."""
         with self._lock:
@@ -381,6 +610,8 @@ class VirtualMachineView(object):
             self._tasks = {}
             self._untold_tasks = set()
             self._seen_end = set()
+            self._task_list = None
+            self._ignored_filters = set()
             self._revision += 1
         try:
             vcenter.call_on_session_object(
@@ -389,7 +620,9 @@ class VirtualMachineView(object):
                 partialUpdates=False)
         except (SessionObjectGone, vmodl.fault.ManagedObjectNotFound):
             raise _ViewLost("the session ended as the view was made")
-        self._lost = None
+        # Empty until its first answer is in (``_poll``): no thread takes
+        # it for the VMs meanwhile.
+        self._lost = "its first answer is not read yet"
         self._built_at = self._clock()
         log_message(VM_VIEW_BUILT, reason=reason)
 
@@ -399,17 +632,16 @@ class VirtualMachineView(object):
         still exist (their session lives): each rebuild would otherwise
         leave them on vCenter until the session ends.
         """
+        listed = self._task_list
         old = [(obj, destroy) for obj, destroy in (
             (self._collector, "DestroyPropertyCollector"),
-            (self._view, "DestroyView")) if obj is not None]
+            (self._view, "DestroyView"),
+            (listed and listed.view, "DestroyView")) if obj is not None]
         self._collector = self._view = None
         if self._generation != self._vcenter.generation:
             return  # they died with their session
         for obj, destroy in old:
-            try:
-                self._vcenter.call_on_session_object(getattr(obj, destroy))
-            except (SessionObjectGone, vmodl.MethodFault, VCenterUnavailable):
-                pass  # already gone; they end with the session anyway
+            _destroy_quietly(self._vcenter, getattr(obj, destroy))
 
     def _poll(self, wait_seconds=0):
         """
@@ -442,14 +674,25 @@ class VirtualMachineView(object):
                     return  # a look wants the collector: nothing was sent
                 raise _ViewLost("vCenter cancelled the view's update")
             if update is None:
+                with self._lock:
+                    self._partial = False
                 break
             with self._lock:
+                # The rest of a truncated answer is still to come.
+                self._partial = bool(update.truncated)
                 task_filters = set(self._task_vms.values())
+                listed = self._task_list
                 for filter_update in update.filterSet or ():
-                    take_in = (self._take_in_task
-                               if filter_update.filter._moId in task_filters
+                    filter_id = filter_update.filter._moId
+                    objects = filter_update.objectSet or ()
+                    if listed is not None and filter_id == listed.filter_id:
+                        self._take_in_listed(listed, objects)
+                        continue
+                    if filter_id in self._ignored_filters:
+                        continue
+                    take_in = (self._take_in_task if filter_id in task_filters
                                else self._take_in)
-                    for object_update in filter_update.objectSet or ():
+                    for object_update in objects:
                         take_in(object_update)
                 self._version = update.version
             if not update.truncated:
@@ -527,6 +770,22 @@ class VirtualMachineView(object):
             info.pop(text_type(absent.path), None)
             self._untold_tasks.add(key)
 
+    def _take_in_listed(self, listed, objects):
+        """
+        Apply the updates of the filter on the list of tasks waited for; a
+        task of which vCenter did not give a property is untold, one that
+        left the list without a reset is gone.
+
+        :raises _ViewLost: an update says the session ended.
+        """
+        gone, untold = listed.told.take_in(objects)
+        for object_update in untold.values():
+            for absent in object_update.missingSet:
+                self._check_session(absent)
+        listed.untold |= set(untold)
+        listed.gone |= gone
+        listed.told.forget(gone)
+
     def _check_session(self, absent):
         """
         :raises _ViewLost: vCenter did not give a property (``absent``)
@@ -541,6 +800,30 @@ class VirtualMachineView(object):
             self._snapshot = ViewSnapshot(self._revision, dict(self._answers),
                                           dict(self._derived))
         return self._snapshot
+
+
+class _ListedTasks(object):
+    """
+    The list view of the tasks waited for on the view's collector
+    (``wait_for_tasks``): the view, the ``_moId`` of its filter, what the
+    collector told of the tasks (``TaskList``), and which of those it said
+    are gone or did not fully report, since the list was last pointed.
+    """
+
+    def __init__(self, view, filter_id, tasks):
+        self.view = view
+        self.filter_id = filter_id
+        self.told = TaskList(tasks)
+        self.gone = set()
+        self.untold = set()
+
+
+def _destroy_quietly(vcenter, destroy):
+    """Destroy an object of the view's; one already gone ends with its session."""
+    try:
+        vcenter.call_on_session_object(destroy)
+    except (SessionObjectGone, vmodl.MethodFault, VCenterUnavailable):
+        pass
 
 
 class _Turns(object):

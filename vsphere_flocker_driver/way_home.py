@@ -146,7 +146,11 @@ class WayHome(object):
         a complete disk in the folders, the marker is cleared; else the
         move is finished here (its mover may have stopped).  Never a volume
         left out because it was moving: one whose move fails now is the
-        disk where it is.  Read ``attachments`` before the search.
+        disk where it is.  Read ``attachments`` before the search, or after
+        it (a list's later look, ``read_between_looks``): a disk still held
+        when the search read its marker, detached since, is then finished
+        here alongside its mover, and one of the two moves finds the work
+        done.
 
         :raises VirtualMachinesUnknown: a move is to be finished, but
             vCenter did not report every VM's disks (one may hold it).

@@ -43,7 +43,7 @@ from ..layout import (
 )
 from ..interface import (
     EXTRA_CONFIG, Attachment, Attachments, IVsphereOperations,
-    VirtualMachineRecord,
+    VirtualMachineRecord, read_between_looks,
 )
 
 __all__ = [
@@ -507,6 +507,20 @@ class FakeVsphereOperations(object):
         self._enter("virtual_machines")
         with self._lock:
             return [vm.record() for vm in self._vms]
+
+    def disks_and_holders(self, layout):
+        """
+        As vSphere's: ``read_between_looks`` with ``attachments`` for each
+        look, so that what a test does between them (``before``) meets the
+        same reading.
+        """
+        self._enter("disks_and_holders")
+        return read_between_looks(
+            lambda seen_by_view=True: self.attachments(layout),
+            lambda: (self.search_disks(layout), True),
+            lambda seen_by_view: self.attachments(layout),
+            lambda path: (layout.is_disk_path(path) and
+                          path.datastore in self.config.datastores))
 
     def attachments(self, layout, since_change_of=None):
         """

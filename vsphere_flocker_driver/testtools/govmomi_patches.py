@@ -11,6 +11,10 @@ Build-time patches to govmomi 0.24's vCenter simulator, where it answers
    so an incremental view cost more than a full ``RetrievePropertiesEx``.
    vCenter's cost follows the changes.
 3. One answer could carry two ``PropertyFilterUpdate`` for one filter.
+4. ``DestroyPropertyCollector`` of a collector holding three filters or
+   more failed (the simulator's handler panicked, and the connection was
+   dropped): it destroyed them while walking the list each destruction
+   shortens.
 
 ``overlay()`` reads govmomi's ``simulator/property_collector.go`` from a
 GOPATH, applies ``REPLACEMENTS`` (each must match exactly once: a govmomi
@@ -82,6 +86,17 @@ REPLACEMENTS = (
         "(vsphere_flocker_driver).\n"
         "func (pc *PropertyCollector) waitForUpdatesEx024(ctx *Context, "
         "r *types.WaitForUpdatesEx) soap.HasFault {\n"),
+    # Gap 4: the filters to destroy are a copy of the collector's list,
+    # not the list their destruction shortens.
+    Replacement(
+        "destroy-collector-walks-a-copy", "property_collector.go",
+        "\tfor _, ref := range pc.Filter {\n"
+        "\t\tfilter := ctx.Session.Get(ref).(*PropertyFilter)\n"
+        "\t\tfilter.DestroyPropertyFilter(",
+        "\tfor _, ref := range append([]types.ManagedObjectReference(nil), "
+        "pc.Filter...) {\n"
+        "\t\tfilter := ctx.Session.Get(ref).(*PropertyFilter)\n"
+        "\t\tfilter.DestroyPropertyFilter("),
 )
 
 
