@@ -25,19 +25,6 @@ def test_disk_path_is_in_the_profiles_folder_of_the_cluster():
         "[ds 1] FLOCKER/{}/gold/{}.vmdk".format(CLUSTER, DATASET))
 
 
-@pytest.mark.parametrize("path, is_disk", [
-    ("[ds 1] FLOCKER/{}/gold/{}.vmdk".format(CLUSTER, DATASET), True),
-    ("[ds 1] FLOCKER/{}/{}.vmdk".format(CLUSTER, DATASET), False),
-    ("[ds 1] FLOCKER/{}/gold/deeper/{}.vmdk".format(CLUSTER, DATASET), False),
-    ("[ds 1] FLOCKER/{}/gold/{}-flat.vmdk".format(CLUSTER, DATASET), False),
-    ("[ds 1] FLOCKER/{}/gold/notes.vmdk".format(CLUSTER), False),
-    ("[ds 1] FLOCKER/{}/gold/{}.vmdk".format(uuid.uuid4(), DATASET), False),
-    ("[ds 1] node-1/node-1.vmdk", False),
-])
-def test_a_disk_path_is_a_volume_file_in_a_profile_folder(path, is_disk):
-    assert LAYOUT.is_disk_path(DatastorePath.parse(path)) is is_disk
-
-
 @pytest.mark.parametrize("folder, profile", [
     ("[ds 1] FLOCKER/{}/gold".format(CLUSTER), "gold"),
     ("[ds 1] FLOCKER/{}/gold/".format(CLUSTER), "gold"),

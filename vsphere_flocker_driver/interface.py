@@ -130,10 +130,11 @@ class IVsphereOperations(Interface):
         """
         ``(disks, attachments)``: what ``search_disks`` finds of
         ``layout``'s cluster, and what ``attachments`` says of who holds
-        them, read so that they agree: the search read the files while who
-        holds what was as ``attachments`` says (nothing changed between
-        two looks at the VMs, one before it and one after; or, while it
-        kept changing, the look just before the search).
+        them, read so that they agree: the search read the files between
+        two looks at the VMs that agree on what it cannot see (the volumes
+        held outside the cluster's folders, the disks held at home it did
+        not find; ``read_between_looks``), and ``attachments`` is the
+        later look.
         """
 
     def attachments(layout, since_change_of=None):
@@ -314,55 +315,55 @@ class Attachments(PClass):
         return None
 
 
-def read_between_looks(first_look, search, look_after, covered,
-                       rounds=SEARCH_ROUNDS):
+def read_between_looks(first_look, search, look_after, rounds=SEARCH_ROUNDS):
     """
     ``(disks, attachments)``: the disks ``search()`` found, and who holds
     them.  A search between two looks at the VMs (``first_look()``, then
-    ``look_after(seen_by_view)`` once it ended) that agree on what a search
-    cannot see (``Attachments.unsearched``: no volume left or entered the
-    VMs holding disks outside the folders), and that found every disk
-    either look has held at home, found every volume, and the later look
-    says who holds them.  Otherwise it is searched again, after the look
-    that disagreed; after ``rounds`` searches, the look made just before
-    the last one is taken, and what changed during it is the next
-    reading's.
+    ``look_after(seen_by_view)`` once it ended) that agree on what it
+    cannot see (``Attachments.unsearched``: the volumes held outside the
+    folders) and on which disks held at home it did not find, found every
+    volume, and the later look says who holds them.  Otherwise it is
+    searched again, after the look that disagreed.  After ``rounds``
+    searches the look after the last one is taken: while the VMs kept
+    changing during every search, a volume whose way home began during the
+    last one is left out of this one reading (a second creation of it is
+    still refused).
 
     Only a volume unheld at both looks that was attached, moved out of
     the folders by Storage vMotion and detached again between them, its
-    search falling while it was away, is missed -- by that one reading.
+    search falling while it was away, is missed otherwise -- by that one
+    reading.
 
     :param search: ``search()`` -> ``(disks, seen_by_view)``: whether the
         view of the VMs saw the search end.
-    :param covered: ``covered(path)``: whether the search reports a
-        complete disk at ``path`` (a volume's disk on a datastore it
-        searches).
     """
-    if rounds < 2:
-        raise ValueError("a reading that may search again searches twice")
+    if rounds < 1:
+        raise ValueError("a reading searches at least once")
     before = first_look()
-    for searched in range(1, rounds + 1):
+    for _ in range(rounds):
         disks, seen_by_view = search()
         after = look_after(seen_by_view)
-        if _agree(before, after, disks, covered):
-            return disks, after
-        if searched == rounds:
-            return disks, before
+        if _agree(before, after, disks):
+            break
         before = after
+    return disks, after
 
 
-def _agree(before, after, disks, covered):
+def _agree(before, after, disks):
     """
     Whether a search that found ``disks`` between the looks ``before`` and
     ``after`` read the files while nothing it cannot see changed: the two
-    agree on the volumes held elsewhere, and every disk held at home was
-    there.
+    agree on the volumes held elsewhere, and on which disks held at home
+    were not found (a disk a search never reports, such as one whose
+    capacity is unknown, is not found by either).
     """
     if before.unsearched() != after.unsearched():
         return False
+    held_before, held_after = before.held_at_home(), after.held_at_home()
+    if held_before == held_after:
+        return True
     found = set(disk.path for disk in disks)
-    return all(path in found or not covered(path)
-               for path in before.held_at_home() | after.held_at_home())
+    return held_before - found == held_after - found
 
 
 def missing_faults(vm, *paths):

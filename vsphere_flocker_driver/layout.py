@@ -110,16 +110,6 @@ class ClusterLayout(PClass):
         prefix = "{}/".format(self.folder(path.datastore).path)
         return path.path.startswith(prefix)
 
-    def is_disk_path(self, path):
-        """
-        Whether ``path`` is where this cluster keeps a volume's disk (what
-        a search of the cluster's folders reports, once complete).
-        """
-        parent, _, name = path.path.rpartition("/")
-        return (dataset_id_of_file(name) is not None and
-                self.profile_of_folder(path.datastore, text_type(
-                    path.set(path=parent))) is not None)
-
     def profile_folder(self, datastore, profile):
         """The folder of ``profile``'s disks on ``datastore``."""
         return self.folder(datastore).child(profile)

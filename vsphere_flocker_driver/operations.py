@@ -270,12 +270,7 @@ class VsphereOperations(object):
                         else self._view.current())
             return self._attachments_of(snapshot, layout)
 
-        def covered(path):
-            return layout.is_disk_path(path) and \
-                path.datastore in self._lookup.current_datastores()
-
-        return read_between_looks(look, lambda: self._search(layout), look,
-                                  covered)
+        return read_between_looks(look, lambda: self._search(layout), look)
 
     @_refused_as("mark a volume's disk as moving home")
     def mark_transit(self, marker):

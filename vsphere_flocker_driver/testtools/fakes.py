@@ -518,9 +518,7 @@ class FakeVsphereOperations(object):
         return read_between_looks(
             lambda seen_by_view=True: self.attachments(layout),
             lambda: (self.search_disks(layout), True),
-            lambda seen_by_view: self.attachments(layout),
-            lambda path: (layout.is_disk_path(path) and
-                          path.datastore in self.config.datastores))
+            lambda seen_by_view: self.attachments(layout))
 
     def attachments(self, layout, since_change_of=None):
         """
